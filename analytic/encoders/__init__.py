@@ -1,0 +1,49 @@
+"""Speaker encoders behind one interface: audio in, unit-length voiceprint out.
+
+An encoder is loaded once at start-up (``load_encoder``) and shared by every request; each
+implementation serialises its forward pass with a lock so the waitress threads and the bus
+workers can call ``embed`` at the same time.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from analytic.settings import Settings
+
+ENCODER_NAMES = ("ge2e", "ecapa")
+
+
+class SpeakerEncoder(Protocol):
+    """What the rest of the analytic may rely on."""
+
+    name: str
+    embedding_size: int
+    sample_rate: int
+    default_threshold: float
+
+    def embed(self, speech: np.ndarray) -> np.ndarray:
+        """Voiceprint of 16 kHz mono float32 speech, L2-normalised."""
+        ...
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    """Scale to length one so a dot product is the cosine score."""
+    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def load_encoder(settings: Settings) -> SpeakerEncoder:
+    """Build the configured encoder; imports are local so ``ge2e`` never imports SpeechBrain."""
+    if settings.encoder == "ge2e":
+        from analytic.encoders.ge2e import Ge2eEncoder
+
+        return Ge2eEncoder()
+    if settings.encoder == "ecapa":
+        from analytic.encoders.ecapa import EcapaEncoder
+
+        return EcapaEncoder(settings.ecapa_source, savedir=settings.ecapa_savedir)
+    raise ValueError(f"unknown encoder {settings.encoder!r}; choose one of {ENCODER_NAMES}")

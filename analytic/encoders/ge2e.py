@@ -1,0 +1,42 @@
+"""GE2E speaker encoder, with the pretrained weights shipped inside the Resemblyzer wheel."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+
+from analytic.encoders import unit
+
+# Chosen at the equal-error point on the development speakers of LibriSpeech test-other
+# (bench/trials/librispeech_dev.csv), never on the test speakers:
+#   python -m analytic evaluate --trials bench/trials/librispeech_dev.csv \
+#       --root ../shared/data/librispeech
+GE2E_THRESHOLD = 0.724
+
+
+class Ge2eEncoder:
+    """Resemblyzer's 3-layer LSTM, 256-d output, 1.6 s partial windows averaged."""
+
+    name = "ge2e"
+    embedding_size = 256
+    sample_rate = 16_000
+    default_threshold = GE2E_THRESHOLD
+
+    def __init__(self) -> None:
+        with warnings.catch_warnings():
+            # webrtcvad (a Resemblyzer dependency) imports the deprecated pkg_resources.
+            warnings.simplefilter("ignore", UserWarning)
+            from resemblyzer import VoiceEncoder
+
+        self._model = VoiceEncoder(device="cpu", verbose=False)
+        self._model.eval()
+        self._lock = threading.Lock()
+        # The first forward pass pays for lazy imports and allocator warm-up (~1.5 s); pay it
+        # at start-up so the first request is as fast as the rest.
+        self.embed(np.zeros(self.sample_rate, dtype=np.float32))
+
+    def embed(self, speech: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return unit(self._model.embed_utterance(np.asarray(speech, dtype=np.float32)))

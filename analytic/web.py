@@ -1,0 +1,174 @@
+"""The HTTP door: a Flask app factory, one blueprint, every error as JSON.
+
+Uploads never touch the disk: ``InMemoryRequest`` keeps multipart file parts in ``BytesIO``
+instead of Werkzeug's spooled temporary files, and the request body is capped before parsing.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from typing import IO, Any
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from flask.wrappers import Request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from analytic import __version__
+from analytic.errors import AnalyticError, BadRequest, TooLarge
+from analytic.schemas import ErrorBody, ErrorDetail, Health, ModelInfo, VerificationOptions
+from analytic.service import VerificationService
+
+log = logging.getLogger(__name__)
+
+SERVICE_KEY = "voicegate.service"
+BUS_STATUS_KEY = "voicegate.bus_status"
+OPTION_FIELDS = ("threshold", "request_id", "requestor_id", "requestor_type")
+
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_audio",
+}
+
+api = Blueprint("api", __name__)
+
+
+class InMemoryRequest(Request):
+    """Multipart file parts land in memory, never in a temporary file."""
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        return io.BytesIO()
+
+
+def create_app(
+    service: VerificationService, bus_status: Callable[[], str] | None = None
+) -> Flask:
+    """Build the app around an already-loaded service (models load once, outside requests)."""
+    app = Flask(__name__)
+    app.request_class = InMemoryRequest
+    app.config["MAX_CONTENT_LENGTH"] = service.settings.max_request_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = 64 * 1024
+    app.extensions[SERVICE_KEY] = service
+    app.extensions[BUS_STATUS_KEY] = bus_status
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.register_blueprint(api)
+    app.register_error_handler(AnalyticError, _analytic_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def _service() -> VerificationService:
+    return current_app.extensions[SERVICE_KEY]
+
+
+@api.post("/speaker_verification")
+def speaker_verification() -> Any:
+    file1, file2 = _uploaded("file1"), _uploaded("file2")
+    return _verify(file1, file2, _options({}))
+
+
+@api.post(
+    "/speaker_verification/<first_audio_file>/<second_audio_file>"
+    "/<requestor_id>/<requestor_type>/<request_id>"
+)
+def speaker_verification_sifis(
+    first_audio_file: str,
+    second_audio_file: str,
+    requestor_id: str,
+    requestor_type: str,
+    request_id: str,
+) -> Any:
+    """The SIFIS-Home analytic's URL: ids come from the path, file names are echoed from it."""
+    file1 = (first_audio_file, _uploaded("file1")[1])
+    file2 = (second_audio_file, _uploaded("file2")[1])
+    path_fields = {
+        "requestor_id": requestor_id,
+        "requestor_type": requestor_type,
+        "request_id": request_id,
+    }
+    return _verify(file1, file2, _options(path_fields))
+
+
+@api.get("/health")
+def health() -> Any:
+    service = _service()
+    bus_status = current_app.extensions[BUS_STATUS_KEY]
+    body = Health(
+        model=service.encoder.name,
+        version=__version__,
+        bus=bus_status() if bus_status else None,
+    )
+    return jsonify(body.model_dump())
+
+
+@api.get("/models")
+def models() -> Any:
+    encoder = _service().encoder
+    info = ModelInfo(
+        name=encoder.name,
+        embedding_size=encoder.embedding_size,
+        sample_rate=encoder.sample_rate,
+        default_threshold=_service().default_threshold,
+    )
+    return jsonify({"models": [info.model_dump()]})
+
+
+def _verify(file1: tuple[str, bytes], file2: tuple[str, bytes], options: VerificationOptions) -> Any:
+    result = _service().verify(file1, file2, options)
+    return jsonify(result.model_dump())
+
+
+def _uploaded(field: str) -> tuple[str, bytes]:
+    """A multipart file part as (name, bytes); 400 when it is missing."""
+    upload = request.files.get(field)
+    if upload is None:
+        raise BadRequest(f"multipart field '{field}' with an audio file is required",
+                         code="missing_file")
+    return upload.filename or field, upload.stream.read()
+
+
+def _options(overrides: dict[str, str]) -> VerificationOptions:
+    """Form fields (or path segments) validated by the shared pydantic model."""
+    fields: dict[str, str] = {k: v for k in OPTION_FIELDS if (v := request.form.get(k))}
+    fields.update(overrides)
+    try:
+        return VerificationOptions.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "request"
+        raise BadRequest(f"{where}: {first['msg']}", code="bad_field") from None
+
+
+def _error(status: int, code: str, message: str) -> Any:
+    body = ErrorBody(error=ErrorDetail(code=code, message=message))
+    return jsonify(body.model_dump()), status
+
+
+def _analytic_error(exc: AnalyticError) -> Any:
+    log.info("refused", extra={"event": "refused", "code": exc.code, "status": exc.status})
+    return _error(exc.status, exc.code, exc.message)
+
+
+def _http_error(exc: HTTPException) -> Any:
+    status = exc.code or 500
+    if status == 413:
+        limit = _service().settings.max_request_bytes
+        return _error(413, TooLarge.code, f"request body larger than {limit} bytes")
+    return _error(status, HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
+
+
+def _unexpected_error(exc: Exception) -> Any:
+    log.exception("unexpected error", extra={"event": "internal_error"})
+    return _error(500, "internal_error", "the analytic failed to process the request")
