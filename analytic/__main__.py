@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--trials", type=Path, required=True, help="CSV: enroll,test,target")
     evaluate.add_argument("--root", type=Path, required=True, help="folder the paths start in")
     evaluate.add_argument("--threshold", type=float, help="report error rates at this threshold")
+    evaluate.add_argument("--sample-rate", type=int,
+                          help="re-sample every file to this rate first (8000: telephone audio)")
     return parser
 
 
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve(service)
     if args.command == "verify":
         return verify(service, args.file1, args.file2, args.threshold)
-    return evaluate(service, args.trials, args.root, args.threshold)
+    return evaluate(service, args.trials, args.root, args.threshold, args.sample_rate)
 
 
 def serve(service: VerificationService) -> int:
@@ -92,11 +94,17 @@ def verify(service: VerificationService, file1: Path, file2: Path, threshold: fl
     return 0
 
 
-def evaluate(service: VerificationService, trials: Path, root: Path, threshold: float | None) -> int:
+def evaluate(
+    service: VerificationService,
+    trials: Path,
+    root: Path,
+    threshold: float | None,
+    sample_rate: int | None,
+) -> int:
     from analytic.evaluate import evaluate as run_evaluation
     from analytic.evaluate import read_trials
 
-    report = run_evaluation(service, read_trials(trials), root, threshold)
+    report = run_evaluation(service, read_trials(trials), root, threshold, sample_rate)
     print("\n".join(report.lines(service.encoder.name)))
     return 0
 

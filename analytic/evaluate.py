@@ -8,11 +8,14 @@ through the same intake as a request, so the figures describe what the service d
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import soxr
 
 from analytic.scoring import cosine
 from analytic.service import VerificationService
@@ -59,14 +62,25 @@ def read_trials(path: Path) -> list[Trial]:
         ]
 
 
+def as_rate(data: bytes, rate: int) -> bytes:
+    """The recording re-sampled to ``rate`` as 16-bit WAV, e.g. 8000 for telephone audio."""
+    samples, source_rate = sf.read(io.BytesIO(data), dtype="float32")
+    buffer = io.BytesIO()
+    sf.write(buffer, soxr.resample(samples, source_rate, rate), rate, format="WAV")
+    return buffer.getvalue()
+
+
 def score_trials(
-    service: VerificationService, trials: list[Trial], root: Path
+    service: VerificationService, trials: list[Trial], root: Path, sample_rate: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Embed every file once, then score every trial; returns (scores, is_target)."""
     files = sorted({t.enroll for t in trials} | {t.test for t in trials})
     prints = {}
     for name in files:
-        clip = service.decode((root / name).read_bytes(), name)
+        data = (root / name).read_bytes()
+        if sample_rate:
+            data = as_rate(data, sample_rate)
+        clip = service.decode(data, name)
         prints[name] = service.encoder.embed(clip.speech)
     scores = np.array([cosine(prints[t.enroll], prints[t.test]) for t in trials])
     return scores, np.array([t.target for t in trials], dtype=bool)
@@ -105,11 +119,15 @@ def min_dcf(scores: np.ndarray, is_target: np.ndarray, p_target: float = P_TARGE
 
 
 def evaluate(
-    service: VerificationService, trials: list[Trial], root: Path, threshold: float | None = None
+    service: VerificationService,
+    trials: list[Trial],
+    root: Path,
+    threshold: float | None = None,
+    sample_rate: int | None = None,
 ) -> Report:
     if not trials:
         raise ValueError("the trial list is empty")
-    scores, is_target = score_trials(service, trials, root)
+    scores, is_target = score_trials(service, trials, root, sample_rate)
     if is_target.all() or not is_target.any():
         raise ValueError("the trial list needs both target and non-target trials")
     eer, eer_threshold = equal_error(scores, is_target)

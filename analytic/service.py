@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from analytic.audio import AudioLimits, Clip, decode
 from analytic.encoders import SpeakerEncoder
-from analytic.scoring import cosine, decide
 from analytic.schemas import DIFFERENT, SAME, FileReport, VerificationOptions, VerificationResult
+from analytic.scoring import cosine, decide
 from analytic.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -58,7 +58,6 @@ def create_app(
     app = Flask(__name__)
     app.request_class = InMemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_request_bytes
-    app.config["MAX_FORM_MEMORY_SIZE"] = 64 * 1024
     app.extensions[SERVICE_KEY] = service
     app.extensions[BUS_STATUS_KEY] = bus_status
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -125,7 +124,9 @@ def models() -> Any:
     return jsonify({"models": [info.model_dump()]})
 
 
-def _verify(file1: tuple[str, bytes], file2: tuple[str, bytes], options: VerificationOptions) -> Any:
+def _verify(
+    file1: tuple[str, bytes], file2: tuple[str, bytes], options: VerificationOptions
+) -> Any:
     result = _service().verify(file1, file2, options)
     return jsonify(result.model_dump())
 
@@ -134,8 +135,9 @@ def _uploaded(field: str) -> tuple[str, bytes]:
     """A multipart file part as (name, bytes); 400 when it is missing."""
     upload = request.files.get(field)
     if upload is None:
-        raise BadRequest(f"multipart field '{field}' with an audio file is required",
-                         code="missing_file")
+        raise BadRequest(
+            f"multipart field '{field}' with an audio file is required", code="missing_file"
+        )
     return upload.filename or field, upload.stream.read()
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import analytic.torchaudio_compat  # noqa: F401  (before any speechbrain import)
+
 HYPERPARAMS = """\
 # Layout of speechbrain/spkrec-ecapa-voxceleb, shrunk: same classes, fewer channels.
 n_mels: 40
@@ -43,8 +45,6 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
 
 def build_tiny_ecapa(folder: Path, embedding_size: int = 48, seed: int = 0) -> Path:
     """Write ``hyperparams.yaml`` and ``embedding_model.ckpt`` into ``folder``."""
-    from analytic import torchaudio_compat  # noqa: F401
-
     import torch
     from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 

@@ -1,0 +1,62 @@
+"""Evaluation metrics on known score lists, and the command on real trials."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analytic.evaluate import equal_error, error_rates, min_dcf
+from tests.conftest import DATA, FEMALE_A, FEMALE_STRANGER, MALE_A, MALE_STRANGER
+
+
+def test_perfect_separation_has_zero_eer_and_a_threshold_between_the_classes():
+    scores = np.array([0.9, 0.8, 0.85, 0.1, 0.2, 0.3])
+    is_target = np.array([True, True, True, False, False, False])
+    eer, threshold = equal_error(scores, is_target)
+    assert eer == 0.0
+    assert 0.3 < threshold <= 0.8
+    assert min_dcf(scores, is_target) == 0.0
+
+
+def test_error_rates_count_ties_as_accepts():
+    scores = np.array([0.5, 0.7, 0.5, 0.2])
+    is_target = np.array([True, True, False, False])
+    false_accept, false_reject = error_rates(scores, is_target, [0.5])
+    assert false_accept[0] == 0.5  # the non-target at exactly 0.5 is accepted
+    assert false_reject[0] == 0.0
+
+
+def test_overlapping_scores_give_the_crossing_point():
+    rng = np.random.default_rng(0)
+    target, nontarget = rng.normal(1, 1, 4000), rng.normal(-1, 1, 4000)
+    scores = np.concatenate([target, nontarget])
+    is_target = np.arange(8000) < 4000
+    eer, threshold = equal_error(scores, is_target)
+    assert eer == pytest.approx(0.1587, abs=0.01)  # Phi(-1)
+    assert threshold == pytest.approx(0.0, abs=0.05)
+
+
+def test_evaluate_command_on_fixture_trials(tmp_path: Path):
+    files = [*MALE_A, *FEMALE_A, MALE_STRANGER, FEMALE_STRANGER]
+    speaker = {p: p.name.split("-")[0] for p in files}
+    trials = tmp_path / "trials.csv"
+    with trials.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["enroll", "test", "target"])
+        for i, a in enumerate(files):
+            for b in files[i + 1:]:
+                writer.writerow([a.name, b.name, int(speaker[a] == speaker[b])])
+    done = subprocess.run(
+        [sys.executable, "-m", "analytic", "evaluate", "--trials", str(trials),
+         "--root", str(DATA)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "trials: 28 (6 target, 22 non-target) over 8 files" in done.stdout
+    assert "EER: 0.00%" in done.stdout
+    assert "false accept 0.00%, false reject 0.00%" in done.stdout
