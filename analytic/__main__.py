@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
 
+from analytic.cli_analysis import add_analyze_parser, analyze_command
 from analytic.encoders import ENCODER_NAMES, load_encoder
 from analytic.errors import AnalyticError
 from analytic.logs import configure_logging
@@ -42,6 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--threshold", type=float, help="report error rates at this threshold")
     evaluate.add_argument("--sample-rate", type=int,
                           help="re-sample every file to this rate first (8000: telephone audio)")
+    evaluate.add_argument("--test-sample-rate", type=int,
+                          help="re-sample the test side only to this rate (mixed pairs)")
+    # --- household voiceprints (docs/household.md) ---
+    evaluate.add_argument("--norm", choices=("none", "asnorm"), default="none",
+                          help="score normalisation: raw cosine, or AS-norm against the cohort")
+    evaluate.add_argument("--enroll-samples", type=int, default=1, metavar="N",
+                          help="enrol from N utterances per trial (analytic.enrol_trials)")
+    evaluate.add_argument("--enroll-model", choices=("mean", "centroid"), default="mean",
+                          help="N>1: mean of per-sample scores (the service's) or centroid")
+    evaluate.add_argument("--top-k", type=int, help="AS-norm: cohort members kept per side")
+    enroll = commands.add_parser("enroll", help="enrol a household member from recordings")
+    enroll.add_argument("external_id")
+    enroll.add_argument("files", type=Path, nargs="+")
+    enroll.add_argument("--replace", action="store_true", help="start over instead of adding")
+    identify = commands.add_parser("identify", help="who in the household is speaking, if anyone")
+    identify.add_argument("file", type=Path)
+    identify.add_argument("--threshold", type=float)
+    add_analyze_parser(commands)
     return parser
 
 
@@ -61,23 +81,55 @@ def main(argv: list[str] | None = None) -> int:
         return serve(service)
     if args.command == "verify":
         return verify(service, args.file1, args.file2, args.threshold)
-    return evaluate(service, args.trials, args.root, args.threshold, args.sample_rate)
+    if args.command == "analyze":
+        return analyze_command(service, args)
+    if args.command in ("enroll", "identify"):
+        return household_command(service, args)
+    if args.norm != "none" or args.enroll_samples != 1 or args.top_k:
+        return evaluate_household(service, args)
+    return evaluate(service, args.trials, args.root, args.threshold, args.sample_rate,
+                    args.test_sample_rate)
 
 
 def serve(service: VerificationService) -> int:
+    """HTTP and, when ``mqtt_enabled``, the bus adapter, in one process sharing one model.
+
+    The adapter connects in the background, so HTTP serves whether or not a broker is there
+    (``/health`` says ``bus: disconnected`` meanwhile). SIGTERM and SIGINT stop both cleanly:
+    queued bus requests are finished, ``offline`` is published, and the session is left for
+    the next start.
+    """
     from analytic.server import make_server
     from analytic.web import create_app
 
-    server = make_server(create_app(service), service.settings)
-    log.info("serving http", extra={"event": "http_ready", "host": service.settings.host,
-                                    "port": service.settings.port})
+    settings = service.settings
+    adapter = None
+    if settings.mqtt_enabled:
+        from bus_adapter.adapter import BusAdapter
+
+        adapter = BusAdapter(service)
+    app = create_app(service, bus_status=adapter.status if adapter else None)
+    server = make_server(app, settings)  # binds first: a busy port fails before the bus sees us
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    if adapter is not None:
+        adapter.start()
+    log.info("serving http", extra={"event": "http_ready", "host": settings.host,
+                                    "port": settings.port})
     try:
-        server.run()
+        server.run()  # waitress returns (swallowing KeyboardInterrupt) on Ctrl-C and SIGTERM
     except KeyboardInterrupt:
         pass
     finally:
+        log.info("stopping", extra={"event": "stopping"})
         server.close()
+        if adapter is not None:
+            adapter.stop()
     return 0
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    """SIGTERM (docker stop, systemd) takes the same clean path as Ctrl-C."""
+    raise KeyboardInterrupt
 
 
 def verify(service: VerificationService, file1: Path, file2: Path, threshold: float | None) -> int:
@@ -100,12 +152,55 @@ def evaluate(
     root: Path,
     threshold: float | None,
     sample_rate: int | None,
+    test_sample_rate: int | None,
 ) -> int:
     from analytic.evaluate import evaluate as run_evaluation
     from analytic.evaluate import read_trials
 
-    report = run_evaluation(service, read_trials(trials), root, threshold, sample_rate)
+    report = run_evaluation(service, read_trials(trials), root, threshold, sample_rate,
+                            test_sample_rate)
     print("\n".join(report.lines(service.encoder.name)))
+    return 0
+
+
+def household_command(service: VerificationService, args: argparse.Namespace) -> int:
+    """``enroll`` and ``identify`` against the configured store; JSON out, as HTTP answers."""
+    from analytic.household import build_household
+    from analytic.schemas import EnrolOptions, HouseholdOptions
+    from analytic.voiceprints.crypto import VoiceprintKeyError
+    from analytic.voiceprints.store import StoreError
+
+    try:
+        household = build_household(service)
+    except (StoreError, VoiceprintKeyError) as exc:
+        print(json.dumps({"error": {"code": "store_unavailable", "message": str(exc)}}))
+        return 2
+    try:
+        if args.command == "enroll":
+            options = EnrolOptions(external_id=args.external_id, replace=args.replace)
+            result = household.enrol(options, [(f.name, f.read_bytes()) for f in args.files])
+        else:
+            result = household.identify((args.file.name, args.file.read_bytes()),
+                                        HouseholdOptions(threshold=args.threshold))
+    except AnalyticError as exc:
+        print(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
+        return 2
+    finally:
+        household.close()
+    print(result.model_dump_json(indent=2))
+    return 0
+
+
+def evaluate_household(service: VerificationService, args: argparse.Namespace) -> int:
+    """``evaluate --norm asnorm --enroll-samples N``: multi-sample enrolment and AS-norm."""
+    from analytic.enrol_trials import read_speakers
+    from analytic.evaluate import EnrolmentSetup, evaluate_enrolment, read_trials
+
+    setup = EnrolmentSetup(args.enroll_samples, args.enroll_model, args.norm, args.top_k)
+    report, scoring = evaluate_enrolment(service, read_trials(args.trials), args.root, setup,
+                                         args.threshold, args.sample_rate,
+                                         read_speakers(args.trials))
+    print("\n".join([*report.lines(service.encoder.name), scoring]))
     return 0
 
 

@@ -50,3 +50,44 @@ class TooLong(AnalyticError):
 class TooLarge(AnalyticError):
     code = "too_large"
     status = 413
+
+
+# --- household voiceprints (analytic/household.py, analytic/streams.py) ---
+
+
+class NotFound(AnalyticError):
+    """No such enrolled person or stream session (or the session expired)."""
+
+    code = "not_found"
+    status = 404
+
+
+class Conflict(AnalyticError):
+    """The request contradicts what is stored, e.g. a voiceprint made by another encoder."""
+
+    code = "conflict"
+    status = 409
+
+
+class Forbidden(AnalyticError):
+    """Switched off by configuration, e.g. exporting voiceprint vectors."""
+
+    code = "forbidden"
+    status = 403
+
+
+class Busy(AnalyticError):
+    """A bounded resource is full, e.g. the number of open stream sessions."""
+
+    code = "busy"
+    status = 503
+
+
+# --- gender and arousal analysis (analytic/analysis.py) ---
+
+
+class BadOutputPeriod(AnalyticError):
+    """``output_period`` is not a positive multiple of 64 ms (as in the Deeptone API)."""
+
+    code = "bad_output_period"
+    status = 422

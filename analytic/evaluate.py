@@ -17,8 +17,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from analytic.audio import Clip, band_limit
 from analytic.scoring import cosine
-from analytic.service import VerificationService
+from analytic.service import VerificationService, pair_bandwidth
 
 P_TARGET = 0.01
 
@@ -71,19 +72,34 @@ def as_rate(data: bytes, rate: int) -> bytes:
 
 
 def score_trials(
-    service: VerificationService, trials: list[Trial], root: Path, sample_rate: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Embed every file once, then score every trial; returns (scores, is_target)."""
-    files = sorted({t.enroll for t in trials} | {t.test for t in trials})
-    prints = {}
-    for name in files:
-        data = (root / name).read_bytes()
-        if sample_rate:
-            data = as_rate(data, sample_rate)
-        clip = service.decode(data, name)
-        prints[name] = service.encoder.embed(clip.speech)
-    scores = np.array([cosine(prints[t.enroll], prints[t.test]) for t in trials])
-    return scores, np.array([t.target for t in trials], dtype=bool)
+    service: VerificationService,
+    trials: list[Trial],
+    root: Path,
+    sample_rate: int | None = None,
+    test_sample_rate: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Score every trial as ``service.verify`` would; returns (scores, is_target, bandwidth).
+
+    ``sample_rate`` re-samples the enrolment side (and the test side unless
+    ``test_sample_rate`` is given), to measure telephone audio and mixed pairs. Each file is
+    decoded and embedded once per condition.
+    """
+    test_sample_rate = test_sample_rate or sample_rate
+    clips: dict[tuple[str, int | None], Clip] = {}
+    for names, rate in (({t.enroll for t in trials}, sample_rate),
+                        ({t.test for t in trials}, test_sample_rate)):
+        for name in sorted(names):
+            data = (root / name).read_bytes()
+            clips[name, rate] = service.decode(as_rate(data, rate) if rate else data, name)
+    any_clip = {side: next(c for (_, r), c in clips.items() if r == rate)
+                for side, rate in (("enroll", sample_rate), ("test", test_sample_rate))}
+    bandwidth = pair_bandwidth(list(any_clip.values()))
+    prints = {key: service.encoder.embed(band_limit(clip.speech, bandwidth))
+              for key, clip in clips.items()}
+    scores = np.array([
+        cosine(prints[t.enroll, sample_rate], prints[t.test, test_sample_rate]) for t in trials
+    ])
+    return scores, np.array([t.target for t in trials], dtype=bool), bandwidth
 
 
 def error_rates(
@@ -124,14 +140,17 @@ def evaluate(
     root: Path,
     threshold: float | None = None,
     sample_rate: int | None = None,
+    test_sample_rate: int | None = None,
 ) -> Report:
     if not trials:
         raise ValueError("the trial list is empty")
-    scores, is_target = score_trials(service, trials, root, sample_rate)
+    scores, is_target, bandwidth = score_trials(
+        service, trials, root, sample_rate, test_sample_rate
+    )
     if is_target.all() or not is_target.any():
         raise ValueError("the trial list needs both target and non-target trials")
     eer, eer_threshold = equal_error(scores, is_target)
-    threshold = service.default_threshold if threshold is None else threshold
+    threshold = service.threshold_for(bandwidth) if threshold is None else threshold
     false_accept, false_reject = error_rates(scores, is_target, [threshold])
     return Report(
         trials=len(trials),
@@ -144,3 +163,107 @@ def evaluate(
         false_reject=float(false_reject[0]),
         min_dcf=min_dcf(scores, is_target),
     )
+
+
+# --- household scoring: multi-sample enrolment and AS-norm (docs/household.md) ---------------
+
+
+@dataclass(frozen=True)
+class EnrolmentSetup:
+    """How ``evaluate_enrolment`` scores: samples per enrolment, model and normalisation."""
+
+    enroll_samples: int = 1
+    model: str = "mean"  # "mean" of per-sample scores (what the service does) or "centroid"
+    norm: str = "none"  # "none" (raw cosine) or "asnorm"
+    top_k: int | None = None  # AS-norm cohort size kept per side; None = the shipped default
+
+    def line(self, norm_detail: str = "") -> str:
+        return (f"scoring: {self.norm}{norm_detail}, enrolment: {self.enroll_samples} "
+                f"sample(s) per speaker ({self.model})")
+
+
+def embed_files(
+    service: VerificationService, names: Iterable[str], root: Path,
+    sample_rate: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Each file through the service's intake and encoder, once."""
+    prints = {}
+    for name in sorted(set(names)):
+        data = (root / name).read_bytes()
+        if sample_rate:
+            data = as_rate(data, sample_rate)
+        prints[name] = service.encoder.embed(service.decode(data, name).speech)
+    return prints
+
+
+def score_enrolment_trials(
+    prints: dict[str, np.ndarray], trials: list, setup: EnrolmentSetup, norm: object | None,
+) -> np.ndarray:
+    """Scores of ``EnrolTrial``s from cached embeddings; ``norm`` is an ``AsNorm`` or None."""
+    from analytic.voiceprints.model import centroid
+    from analytic.voiceprints.scoring import VoiceprintScorer
+
+    scorer = VoiceprintScorer(norm)  # type: ignore[arg-type]
+    scores = []
+    for trial in trials:
+        samples = np.stack([prints[name] for name in trial.enroll])
+        test = prints[trial.test]
+        if setup.model == "centroid":
+            scores.append(scorer.score(centroid(samples), test))
+        else:
+            scores.append(float(scorer.score_members([samples], test)[0][0]))
+    return np.array(scores)
+
+
+def evaluate_enrolment(
+    service: VerificationService,
+    trials: list[Trial],
+    root: Path,
+    setup: EnrolmentSetup,
+    threshold: float | None = None,
+    sample_rate: int | None = None,
+    speakers: dict[str, str] | None = None,
+) -> tuple[Report, str]:
+    """``evaluate`` with ``setup.enroll_samples`` enrolment files per trial and optional AS-norm.
+
+    Returns the report and a line describing the scoring. The default threshold is the one the
+    service would use: the encoder's for raw cosine, the shipped AS-norm one for ``asnorm``.
+    """
+    from analytic.enrol_trials import expand
+    from analytic.scorenorm import ASNORM_THRESHOLDS, DEFAULT_TOP_K, load_cohort
+
+    if not trials:
+        raise ValueError("the trial list is empty")
+    expanded = expand([(t.enroll, t.test, t.target) for t in trials], setup.enroll_samples,
+                      speakers)
+    norm = None
+    detail = ""
+    if setup.norm == "asnorm":
+        top_k = setup.top_k or DEFAULT_TOP_K
+        norm = load_cohort(service.encoder.name, service.encoder.embedding_size, top_k)
+        if norm is None:
+            raise ValueError(f"no AS-norm cohort for encoder {service.encoder.name!r}")
+        detail = f" (top {min(top_k, norm.cohort.shape[0])} of {norm.cohort.shape[0]} cohort)"
+    names = {n for t in expanded for n in t.enroll} | {t.test for t in expanded}
+    prints = embed_files(service, names, root, sample_rate)
+    scores = score_enrolment_trials(prints, expanded, setup, norm)
+    is_target = np.array([t.target for t in expanded], dtype=bool)
+    if is_target.all() or not is_target.any():
+        raise ValueError("the trial list needs both target and non-target trials")
+    if threshold is None:
+        threshold = (ASNORM_THRESHOLDS.get(service.encoder.name, 0.0) if norm is not None
+                     else service.default_threshold)
+    eer, eer_threshold = equal_error(scores, is_target)
+    false_accept, false_reject = error_rates(scores, is_target, [threshold])
+    report = Report(
+        trials=len(expanded),
+        targets=int(is_target.sum()),
+        files=len(names),
+        eer=eer,
+        eer_threshold=eer_threshold,
+        threshold=threshold,
+        false_accept=float(false_accept[0]),
+        false_reject=float(false_reject[0]),
+        min_dcf=min_dcf(scores, is_target),
+    )
+    return report, setup.line(detail)

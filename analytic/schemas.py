@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SAME = "Same Speaker"
 DIFFERENT = "Different Speaker"
@@ -21,6 +22,13 @@ class VerificationOptions(BaseModel):
     requestor_type: str | None = Field(None, max_length=200)
 
 
+class LabelResult(BaseModel):
+    """One model's answer: a label and how sure the model is of it (0..1)."""
+
+    result: str
+    confidence: float
+
+
 class FileReport(BaseModel):
     """What the analytic heard in one recording."""
 
@@ -28,6 +36,8 @@ class FileReport(BaseModel):
     duration_s: float = Field(description="Length of the whole file, seconds.")
     speech_s: float = Field(description="Speech kept after trimming silences, seconds.")
     sample_rate: int = Field(description="Sample rate of the file as sent, Hz.")
+    gender: LabelResult | None = Field(None, description="male / female / unknown.")
+    arousal: LabelResult | None = Field(None, description="high / neutral / low / unknown.")
 
 
 class VerificationResult(BaseModel):
@@ -37,6 +47,11 @@ class VerificationResult(BaseModel):
     result: Literal["Same Speaker", "Different Speaker"]
     score: float = Field(description="Cosine similarity of the two voiceprints, -1..1.")
     threshold: float = Field(description="The score needed for a 'Same Speaker' decision.")
+    bandwidth: Literal["wideband", "narrowband"] = Field(
+        "wideband",
+        description="narrowband when either file is below 16 kHz: both are compared band-limited"
+        " and against the narrowband threshold.",
+    )
     model: str
     request_id: str | None = None
     requestor_id: str | None = None
@@ -69,3 +84,234 @@ class Health(BaseModel):
     model: str
     version: str
     bus: str | None = Field(None, description="connected / disconnected; null without a bus.")
+
+
+# --- Household voiceprints: enrol, verify, identify, streams (analytic/household.py) ---
+# Times are UTC; ``threshold`` and ``score`` are on the scale named by ``score_norm``: "asnorm"
+# (AS-norm, unbounded, about -3..7.5 on LibriSpeech, 0 = a typical stranger) or "none" (cosine).
+
+ExternalId = Annotated[
+    str,
+    Field(min_length=1, max_length=200, pattern=r"^[^/\x00-\x1f]+$",
+          description="The caller's id for a household member (no '/' or control characters)."),
+]
+
+
+class EnrolOptions(BaseModel):
+    """Who is being enrolled, and whether to start over."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: ExternalId
+    replace: bool = Field(False, description="Drop earlier samples instead of adding to them.")
+    request_id: str | None = Field(None, max_length=200)
+
+
+class HouseholdOptions(BaseModel):
+    """Optional fields of a household verify or identify request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float | None = Field(
+        None, allow_inf_nan=False, ge=-1000.0, le=1000.0,
+        description="Decision threshold on the service's score scale (see score_norm).",
+    )
+    request_id: str | None = Field(None, max_length=200)
+    requestor_id: str | None = Field(None, max_length=200)
+    requestor_type: str | None = Field(None, max_length=200)
+
+
+class EnrolmentInfo(BaseModel):
+    """One enrolled person; vectors only when export is allowed and asked for."""
+
+    external_id: str
+    encoder: str
+    sample_count: int
+    created_at: datetime
+    updated_at: datetime
+    samples: list[list[float]] | None = Field(None, description="Per-sample embeddings (export).")
+    centroid: list[float] | None = Field(None, description="Their centroid (export).")
+
+
+class EnrolmentList(BaseModel):
+    count: int
+    enrollments: list[EnrolmentInfo]
+    score_norm: Literal["asnorm", "none"] = Field(
+        description="How verify/identify score: 'none' also when no cohort fits the encoder."
+    )
+    threshold: float = Field(description="The default verify/identify threshold on that scale.")
+
+
+class EnrolmentResult(BaseModel):
+    """The answer to an enrolment: what was added and what is now stored."""
+
+    external_id: str
+    encoder: str
+    samples_added: int
+    sample_count: int
+    replaced: bool
+    created_at: datetime
+    updated_at: datetime
+    request_id: str | None = None
+    analysis_id: str
+    analyzer_id: str
+    files: list[FileReport]
+
+
+class DeleteResult(BaseModel):
+    deleted: int = Field(description="How many people were forgotten.")
+
+
+class HouseholdVerification(BaseModel):
+    """Answers "is this <external_id>?": HTTP's 200 body, and the bus payload later."""
+
+    external_id: str
+    decision: bool
+    score: float = Field(description="On the score_norm scale.")
+    raw_score: float = Field(description="Mean cosine of the recording and the enrolment samples.")
+    threshold: float
+    score_norm: Literal["asnorm", "none"]
+    model: str
+    request_id: str | None = None
+    requestor_id: str | None = None
+    requestor_type: str | None = None
+    analysis_id: str
+    analyzer_id: str
+    files: list[FileReport]
+
+
+class Candidate(BaseModel):
+    external_id: str
+    score: float
+    raw_score: float
+
+
+class Identification(BaseModel):
+    """Answers "who is speaking?": the best match at or above threshold, else null (unknown)."""
+
+    match: str | None = Field(description="external_id of the speaker, or null: unknown.")
+    decision: bool = Field(description="True when a household member was recognised.")
+    score: float | None = Field(description="The best candidate's score, null if none enrolled.")
+    threshold: float
+    score_norm: Literal["asnorm", "none"]
+    candidates: list[Candidate] = Field(description="Best-scoring members, best first.")
+    enrolled: int = Field(description="How many voiceprints (of this encoder) were compared.")
+    model: str
+    request_id: str | None = None
+    requestor_id: str | None = None
+    requestor_type: str | None = None
+    analysis_id: str
+    analyzer_id: str
+    files: list[FileReport]
+
+
+class StreamInfo(BaseModel):
+    """A stream session: pass ``session_id`` as the ``stream`` field instead of a file."""
+
+    session_id: str
+    sample_rate: int | None
+    duration_s: float
+    chunks: int
+    expires_in_s: float = Field(description="Seconds until it is forgotten without a chunk.")
+    max_s: float = Field(description="Longest audio the session may hold.")
+
+
+# --- Gender and arousal analysis (analytic/analysis.py, POST /analyze) ---
+# Shaped like the Deeptone SDK's output: a time series of per-model {result, confidence} every
+# ``output_period`` ms, optionally with a summary of fractions and the list of transitions.
+
+ANALYSIS_MODELS = ("gender", "arousal")
+SILENCE = "silence"
+NO_SPEECH = "no_speech"
+UNKNOWN = "unknown"
+OUTPUT_PERIOD_STEP_MS = 64
+
+
+class AnalysisOptions(BaseModel):
+    """What to analyse and how to report it; the same fields over HTTP, the bus and the CLI."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[Literal["gender", "arousal"]] = Field(
+        default_factory=lambda: list(ANALYSIS_MODELS), min_length=1,
+        description="Models to run; a list or a comma-separated string.",
+    )
+    output_period: int = Field(
+        1024, description="Milliseconds per time-series entry; a positive multiple of 64."
+    )
+    include_summary: bool = False
+    include_transitions: bool = False
+    include_raw_values: bool = False
+    volume_threshold: float = Field(
+        0.005, ge=0.0, le=1.0, allow_inf_nan=False,
+        description="Frames whose RMS (full scale = 1) is below this are 'silence'.",
+    )
+    request_id: str | None = Field(None, max_length=200)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            return list(dict.fromkeys(value))  # drop repeats, keep the caller's order
+        return value
+
+    @field_validator("output_period")
+    @classmethod
+    def _check_period(cls, value: int) -> int:
+        if value <= 0 or value % OUTPUT_PERIOD_STEP_MS:
+            raise ValueError(f"must be a positive multiple of {OUTPUT_PERIOD_STEP_MS} ms")
+        return value
+
+
+class FrameResult(LabelResult):
+    partial: bool | None = Field(
+        None, description="True while the model's receptive field is not yet filled (the "
+        "start of a recording): the decision pooled the shorter stretch heard so far.",
+    )
+
+
+class TimeSeriesEntry(BaseModel):
+    timestamp: int = Field(description="Start of this entry, ms from the start of the audio.")
+    results: dict[str, FrameResult]
+    raw: dict[str, dict[str, float] | None] | None = Field(
+        None, description="Class probabilities per model (include_raw_values); null where the "
+        "model was not run (silence, no speech, too little speech).",
+    )
+
+
+class Transition(BaseModel):
+    timestamp_start: int
+    timestamp_end: int
+    result: str
+    confidence: float = Field(description="Mean confidence over the run.")
+
+
+class AnalysisModelInfo(BaseModel):
+    name: str
+    labels: list[str] = Field(description="Model classes; any result may also be silence, "
+                              "no_speech or unknown.")
+    receptive_field_ms: int = Field(description="Audio one decision looks at (ending at the "
+                                    "end of its time-series entry).")
+    licence: str
+
+
+class AnalysisResult(BaseModel):
+    """``POST /analyze``'s 200 body; the bus answers an analysis request with the same."""
+
+    name: str
+    duration_ms: int
+    sample_rate: int = Field(description="Sample rate of the file as sent, Hz.")
+    output_period: int
+    models: list[AnalysisModelInfo]
+    time_series: list[TimeSeriesEntry]
+    summary: dict[str, dict[str, float]] | None = None
+    transitions: dict[str, list[Transition]] | None = None
+    request_id: str | None = None
+    analysis_id: str
+    analyzer_id: str
+
+    def payload(self) -> dict:
+        """The JSON body: absent options (raw, summary, ...) are left out, not null."""
+        return self.model_dump(mode="json", exclude_none=True)

@@ -10,7 +10,8 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from analytic.audio import AudioLimits, Clip, decode
+from analytic.analysis import AnalysisService
+from analytic.audio import TARGET_RATE, AudioLimits, Clip, band_limit, decode
 from analytic.encoders import SpeakerEncoder
 from analytic.schemas import DIFFERENT, SAME, FileReport, VerificationOptions, VerificationResult
 from analytic.scoring import cosine, decide
@@ -24,12 +25,20 @@ ResultListener = Callable[[VerificationResult], None]
 class VerificationService:
     """Holds the loaded encoder and the limits; safe to call from many threads."""
 
-    def __init__(self, settings: Settings, encoder: SpeakerEncoder) -> None:
+    def __init__(
+        self, settings: Settings, encoder: SpeakerEncoder, analysis: AnalysisService | None = None
+    ) -> None:
         self.settings = settings
         self.encoder = encoder
+        # Gender and arousal of each verified file; also served on its own at POST /analyze.
+        self.analysis = analysis if analysis is not None else AnalysisService(settings, encoder)
         self.limits = AudioLimits(settings.min_speech_s, settings.max_duration_s)
         self.default_threshold = (
             settings.threshold if settings.threshold is not None else encoder.default_threshold
+        )
+        self.narrowband_threshold = next(
+            t for t in (settings.narrowband_threshold, encoder.narrowband_threshold,
+                        self.default_threshold) if t is not None
         )
         self._listeners: list[ResultListener] = []
 
@@ -38,6 +47,10 @@ class VerificationService:
 
     def decode(self, data: bytes, name: str) -> Clip:
         return decode(data, name, self.limits)
+
+    def threshold_for(self, bandwidth: int) -> float:
+        """The default threshold for a pair compared at ``bandwidth`` (see ``pair_bandwidth``)."""
+        return self.default_threshold if bandwidth >= TARGET_RATE else self.narrowband_threshold
 
     def verify(
         self,
@@ -48,14 +61,18 @@ class VerificationService:
         """Decode, embed and score a pair; raises ``AnalyticError`` for refusable input."""
         options = options or VerificationOptions()
         clips = [self.decode(data, name) for name, data in (file1, file2)]
-        score = cosine(*(self.encoder.embed(clip.speech) for clip in clips))
-        threshold = options.threshold if options.threshold is not None else self.default_threshold
+        bandwidth = pair_bandwidth(clips)
+        score = cosine(*(self.encoder.embed(band_limit(c.speech, bandwidth)) for c in clips))
+        threshold = options.threshold
+        if threshold is None:
+            threshold = self.threshold_for(bandwidth)
         decision = decide(score, threshold)
         result = VerificationResult(
             decision=decision,
             result=SAME if decision else DIFFERENT,
             score=round(score, 6),
             threshold=threshold,
+            bandwidth="wideband" if bandwidth >= TARGET_RATE else "narrowband",
             model=self.encoder.name,
             request_id=options.request_id,
             requestor_id=options.requestor_id,
@@ -68,6 +85,7 @@ class VerificationService:
                     duration_s=round(clip.duration_s, 3),
                     speech_s=round(clip.speech_s, 3),
                     sample_rate=clip.sample_rate,
+                    **self.analysis.describe(clip.speech),
                 )
                 for clip in clips
             ],
@@ -92,3 +110,8 @@ class VerificationService:
                 listener(result)
             except Exception:  # a broken listener must not cost the caller its answer
                 log.exception("result listener failed", extra={"event": "listener_failed"})
+
+
+def pair_bandwidth(clips: list[Clip]) -> int:
+    """The sample rate both recordings of a pair can be compared at (at most 16 kHz)."""
+    return min(TARGET_RATE, *(clip.sample_rate for clip in clips))

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     threshold: float | None = Field(
         None, ge=-1.0, le=1.0, description="Override the encoder's default decision threshold."
     )
+    narrowband_threshold: float | None = Field(
+        None, ge=-1.0, le=1.0,
+        description="Override the encoder's threshold for pairs with a recording below 16 kHz.",
+    )
 
     min_speech_s: float = Field(1.0, ge=0.0, description="Less speech than this is refused.")
     max_duration_s: float = Field(60.0, gt=0.0, description="Longer recordings are refused.")
@@ -106,6 +110,59 @@ class Settings(BaseSettings):
         "",
         pattern=r"^[^#+]*$",
         description="Also publish SIFIS-Home wrapped results here; empty = off.",
+    )
+
+    # --- Household voiceprint store, identification and streams (analytic/household.py). ---
+    data_dir: str = Field(
+        "./data",
+        description="Directory for the SQLite voiceprint store (created on first use), relative "
+        "to the working directory unless absolute.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="Voiceprint store: unset = SQLite in data_dir; postgresql://user@host/db "
+        "shares one store between instances; sqlite:///path picks another SQLite file.",
+    )
+    voiceprint_key: SecretStr | None = Field(
+        None,
+        description="Fernet key: voiceprints are encrypted at rest with it. An encrypted store "
+        "will not open without it.",
+    )
+    voiceprint_key_file: str | None = Field(
+        None, description="File holding the Fernet key (instead of voiceprint_key)."
+    )
+    voiceprint_table_prefix: str = Field(
+        "voicegate_",
+        pattern=r"^([a-z_][a-z0-9_]{0,40})?$",
+        description="Prefix of the store's table names (several stores in one database).",
+    )
+    allow_voiceprint_export: bool = Field(
+        False,
+        description="Let GET /enrollments/<id>?export=true return the enrolment vectors.",
+    )
+    score_norm: Literal["asnorm", "none"] = Field(
+        "asnorm",
+        description="Household scores: AS-norm against the cohort shipped for the encoder (raw "
+        "cosine, with a warning, when there is none), or raw cosine.",
+    )
+    identify_threshold: float | None = Field(
+        None,
+        description="Decision threshold for household verify/identify, on the scale in use "
+        "(AS-norm or cosine); unset = the one chosen on development data for the encoder.",
+    )
+    max_enrol_files: int = Field(10, ge=1, description="Most recordings in one enrolment call.")
+    max_voiceprint_samples: int = Field(
+        50, ge=1, description="Most enrolment samples kept per person (oldest dropped first)."
+    )
+    identify_candidates: int = Field(
+        3, ge=1, description="How many best-scoring household members identify reports."
+    )
+    stream_idle_timeout_s: float = Field(
+        30.0, gt=0.0, description="A stream session with no chunk for this long is forgotten."
+    )
+    stream_max_s: float = Field(60.0, gt=0.0, description="Longest audio one stream may hold.")
+    stream_max_sessions: int = Field(
+        16, ge=1, description="Most stream sessions open at once (they hold audio in memory)."
     )
 
 

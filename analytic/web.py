@@ -18,8 +18,11 @@ from werkzeug.exceptions import HTTPException
 
 from analytic import __version__
 from analytic.errors import AnalyticError, BadRequest, TooLarge
+from analytic.household import HouseholdService, build_household
 from analytic.schemas import ErrorBody, ErrorDetail, Health, ModelInfo, VerificationOptions
 from analytic.service import VerificationService
+from analytic.web_analysis import ANALYSIS_KEY, analysis_api
+from analytic.web_household import HOUSEHOLD_KEY, household_api
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,9 @@ class InMemoryRequest(Request):
 
 
 def create_app(
-    service: VerificationService, bus_status: Callable[[], str] | None = None
+    service: VerificationService,
+    bus_status: Callable[[], str] | None = None,
+    household: HouseholdService | None = None,
 ) -> Flask:
     """Build the app around an already-loaded service (models load once, outside requests)."""
     app = Flask(__name__)
@@ -62,6 +67,10 @@ def create_app(
     app.extensions[BUS_STATUS_KEY] = bus_status
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.register_blueprint(api)
+    app.extensions[HOUSEHOLD_KEY] = household or build_household(service)  # opens the store
+    app.register_blueprint(household_api)
+    app.extensions[ANALYSIS_KEY] = service.analysis
+    app.register_blueprint(analysis_api)
     app.register_error_handler(AnalyticError, _analytic_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

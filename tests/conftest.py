@@ -62,3 +62,70 @@ def base_url(ge2e, live_settings) -> Iterator[str]:
     """A real HTTP server (waitress, as in production) on a free port."""
     app = create_app(VerificationService(live_settings, ge2e))
     yield from serve_in_thread(app, live_settings)
+
+
+@pytest.fixture
+def mqtt_broker(tmp_path) -> Iterator:
+    """A real Mosquitto (persistence on) on a free port, for this test only."""
+    from tests.mqtt_broker import MosquittoBroker
+
+    broker = MosquittoBroker(tmp_path / "mosquitto", free_port())
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.kill()
+
+
+# --- household voiceprints: one store fixture, run on SQLite and on the real PostgreSQL ---
+# PostgreSQL: VOICEGATE_TEST_DATABASE_URL, default the server these machines run (trust auth,
+# database `test`). Each test gets its own table prefix, and its tables are dropped after.
+# Without a reachable server the PostgreSQL cases skip, except under CI=true, where they fail.
+TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+TEST_KEY = "RdqYpv1-FdvDCyrAozo6j7e1knpz-CxQ3P7FvKIaxY8="  # a Fernet key for tests only
+
+
+def postgres_url() -> str:
+    import os
+
+    import psycopg
+
+    url = os.environ.get("VOICEGATE_TEST_DATABASE_URL", TEST_DATABASE_URL)
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL at {url}: {exc}")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_factory(request, tmp_path):
+    """``open(key=None)`` opens (or re-opens) one store of the parametrised kind."""
+    import uuid
+
+    from analytic.voiceprints.crypto import Sealer, load_key
+    from analytic.voiceprints.store import open_store
+
+    url = postgres_url() if request.param == "postgres" else None
+    prefix = f"vgtest_{uuid.uuid4().hex[:10]}_"
+    opened = []
+
+    def open_(key: str | None = None):
+        store = open_store(url, tmp_path, Sealer(load_key(key, None)), prefix)
+        opened.append(store)
+        return store
+
+    open_.kind = request.param
+    open_.url = url
+    open_.path = tmp_path / "voiceprints.sqlite"
+    open_.prefix = prefix
+    yield open_
+    for store in opened:
+        store.close()
+    if url:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {prefix}voiceprints, {prefix}voiceprint_meta")

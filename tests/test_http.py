@@ -76,10 +76,32 @@ def test_caller_threshold_overrides_the_default(base_url):
     assert lenient["decision"] is True
 
 
-def test_8khz_wav_against_16khz_flac(base_url):
-    response = post_pair(base_url, make.at_rate(MALE_A[0], 8_000), MALE_A[1].read_bytes())
-    body = response.json()
+def test_8khz_wav_against_16khz_flac_is_compared_narrowband(base_url):
+    models = requests.get(base_url + "/models", timeout=TIMEOUT).json()["models"]
+    body = post_pair(base_url, make.at_rate(MALE_A[0], 8_000), MALE_A[1].read_bytes()).json()
     assert body["files"][0]["sample_rate"] == 8_000
+    assert body["bandwidth"] == "narrowband"
+    assert body["threshold"] > models[0]["default_threshold"]
+    assert body["decision"] is True
+    wide = post_pair(base_url, MALE_A[0].read_bytes(), MALE_A[1].read_bytes()).json()
+    assert wide["bandwidth"] == "wideband"
+    assert wide["threshold"] == models[0]["default_threshold"]
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [(MALE_A[0], MALE_STRANGER), (FEMALE_A[0], FEMALE_STRANGER), (MALE_A[1], FEMALE_A[1])],
+    ids=["male-male", "female-female", "male-female"],
+)
+def test_8khz_different_speakers_are_rejected(base_url, first, second):
+    body = post_pair(base_url, make.at_rate(first, 8_000), make.at_rate(second, 8_000)).json()
+    assert body["bandwidth"] == "narrowband"
+    assert body["decision"] is False
+
+
+def test_8khz_same_speaker_is_accepted(base_url):
+    body = post_pair(base_url, make.at_rate(FEMALE_A[0], 8_000),
+                     make.at_rate(FEMALE_A[2], 8_000)).json()
     assert body["decision"] is True
 
 

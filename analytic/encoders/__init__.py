@@ -23,6 +23,9 @@ class SpeakerEncoder(Protocol):
     embedding_size: int
     sample_rate: int
     default_threshold: float
+    # Threshold for pairs where either recording is narrowband (below 16 kHz), or None to use
+    # ``default_threshold`` for those too.
+    narrowband_threshold: float | None
 
     def embed(self, speech: np.ndarray) -> np.ndarray:
         """Voiceprint of 16 kHz mono float32 speech, L2-normalised."""

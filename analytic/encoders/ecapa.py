@@ -25,6 +25,7 @@ class EcapaEncoder:
     name = "ecapa"
     sample_rate = 16_000
     default_threshold = ECAPA_THRESHOLD
+    narrowband_threshold = None  # not measurable without the real weights
 
     def __init__(self, source: str, savedir: str | None = None) -> None:
         import torch

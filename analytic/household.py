@@ -1,0 +1,307 @@
+"""Household voiceprints: enrol members, then verify ("is this Alice?") or identify ("who?").
+
+Every door calls these plain methods with bytes, names and pydantic option models and gets
+pydantic results back: HTTP (``analytic/web_household.py``), the command line, and later the
+bus. A stranger is reported as unknown: identification names the best-scoring member only when
+that score reaches the threshold, never the nearest member regardless.
+
+Scores are AS-norm against the cohort shipped for the encoder when there is one (raw cosine
+otherwise, said in every answer as ``score_norm``); a member's score is the mean of the scores
+of their enrolment samples (the centroid is stored too, but scores on a scale that rises with
+the number of samples). Both choices and the thresholds were made on the
+development speakers only (docs/household.md).
+
+Activity is logged as one JSON line per event (``enrolled``, ``verified``, ``identified``,
+``deleted``) on the ``analytic.activity`` logger: ids, counts, scores and decisions, never audio
+or vectors.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+import numpy as np
+from pydantic import BaseModel
+
+from analytic.audio import Clip
+from analytic.errors import BadRequest, Conflict, Forbidden, NotFound
+from analytic.schemas import (
+    Candidate,
+    DeleteResult,
+    EnrolmentInfo,
+    EnrolmentList,
+    EnrolmentResult,
+    EnrolOptions,
+    FileReport,
+    HouseholdOptions,
+    HouseholdVerification,
+    Identification,
+)
+from analytic.scorenorm import ASNORM_THRESHOLDS, AsNorm, load_cohort
+from analytic.service import VerificationService
+from analytic.settings import Settings
+from analytic.streams import StreamRegistry
+from analytic.voiceprints.crypto import Sealer, load_key
+from analytic.voiceprints.model import Voiceprint
+from analytic.voiceprints.scoring import VoiceprintScorer
+from analytic.voiceprints.store import VoiceprintInfo, VoiceprintStore, open_store
+
+log = logging.getLogger(__name__)
+activity = logging.getLogger("analytic.activity")
+
+Recording = tuple[str, bytes]  # (name, file bytes), as VerificationService takes them
+HouseholdListener = Callable[[BaseModel], None]
+
+
+class HouseholdService:
+    """Enrol, verify, identify and forget; safe to call from many threads."""
+
+    def __init__(
+        self,
+        verification: VerificationService,
+        store: VoiceprintStore,
+        norm: AsNorm | None = None,
+        streams: StreamRegistry | None = None,
+    ) -> None:
+        self.verification = verification
+        self.settings: Settings = verification.settings
+        self.encoder = verification.encoder
+        self.store = store
+        self.scorer = VoiceprintScorer(norm)
+        self.streams = streams or StreamRegistry(
+            self.settings.stream_idle_timeout_s, self.settings.stream_max_s,
+            self.settings.stream_max_sessions,
+        )
+        self.threshold = self._default_threshold(norm)
+        self._listeners: list[HouseholdListener] = []
+
+    def _default_threshold(self, norm: AsNorm | None) -> float:
+        if self.settings.identify_threshold is not None:
+            return self.settings.identify_threshold
+        if norm is not None:
+            return ASNORM_THRESHOLDS[norm.encoder]
+        return self.verification.default_threshold
+
+    @property
+    def score_norm(self) -> str:
+        return self.scorer.name
+
+    def add_listener(self, listener: HouseholdListener) -> None:
+        """Hear every result (enrolment, verification, identification, deletion)."""
+        self._listeners.append(listener)
+
+    # --- enrolment ---
+    def enrol(self, options: EnrolOptions, recordings: list[Recording]) -> EnrolmentResult:
+        """Add one or more recordings to a member (or start over with ``replace``).
+
+        Every recording is decoded before anything is stored, so one bad file leaves the
+        member as they were.
+        """
+        if not recordings:
+            raise BadRequest("at least one recording is required", code="missing_file")
+        limit = self.settings.max_enrol_files
+        if len(recordings) > limit:
+            raise BadRequest(f"{len(recordings)} recordings; at most {limit} per enrolment",
+                             code="too_many_files")
+        clips = [self.verification.decode(data, name) for name, data in recordings]
+        samples = np.stack([self.encoder.embed(clip.speech) for clip in clips])
+        voiceprint = self.store.add_samples(
+            options.external_id, self.encoder.name, samples, replace=options.replace,
+            max_samples=self.settings.max_voiceprint_samples,
+        )
+        result = EnrolmentResult(
+            external_id=voiceprint.external_id,
+            encoder=voiceprint.encoder,
+            samples_added=len(clips),
+            sample_count=voiceprint.sample_count,
+            replaced=options.replace,
+            created_at=voiceprint.created_at,
+            updated_at=voiceprint.updated_at,
+            request_id=options.request_id,
+            analysis_id=str(uuid.uuid4()),
+            analyzer_id=self.settings.analyzer_id,
+            files=reports(clips),
+        )
+        self._event("enrolled", result, external_id=result.external_id,
+                    samples_added=result.samples_added, sample_count=result.sample_count,
+                    replaced=result.replaced, encoder=result.encoder)
+        return result
+
+    def info(self, external_id: str, export: bool = False) -> EnrolmentInfo:
+        """One member's sample count, encoder and dates; vectors only with export allowed."""
+        if export and not self.settings.allow_voiceprint_export:
+            raise Forbidden("exporting voiceprints is switched off "
+                            "(VOICEGATE_ALLOW_VOICEPRINT_EXPORT)")
+        if not export:
+            stored = self.store.info(external_id)
+            if stored is None:
+                raise NotFound(f"{external_id!r} is not enrolled")
+            return info_model(stored)
+        voiceprint = self.store.get(external_id)
+        if voiceprint is None:
+            raise NotFound(f"{external_id!r} is not enrolled")
+        log.warning("voiceprint exported", extra={"event": "exported",
+                                                  "external_id": external_id})
+        return info_model(voiceprint, export=True)
+
+    def list(self) -> EnrolmentList:
+        people = [info_model(stored) for stored in self.store.list()]
+        return EnrolmentList(count=len(people), enrollments=people,
+                             score_norm=self.scorer.name, threshold=self.threshold)
+
+    def delete(self, external_id: str) -> DeleteResult:
+        if not self.store.delete(external_id):
+            raise NotFound(f"{external_id!r} is not enrolled")
+        result = DeleteResult(deleted=1)
+        self._event("deleted", result, external_id=external_id, deleted=1)
+        return result
+
+    def delete_all(self) -> DeleteResult:
+        result = DeleteResult(deleted=self.store.delete_all())
+        self._event("deleted", result, external_id=None, deleted=result.deleted)
+        return result
+
+    # --- recognition ---
+    def verify(
+        self, external_id: str, recording: Recording, options: HouseholdOptions | None = None
+    ) -> HouseholdVerification:
+        """Is this recording ``external_id``? 404 before any decoding when not enrolled."""
+        options = options or HouseholdOptions()
+        voiceprint = self.store.get(external_id)
+        if voiceprint is None:
+            raise NotFound(f"{external_id!r} is not enrolled")
+        if voiceprint.encoder != self.encoder.name:
+            raise Conflict(f"{external_id!r} was enrolled with encoder {voiceprint.encoder!r}, "
+                           f"this service runs {self.encoder.name!r}: enrol again")
+        clip, test = self._embed(recording)
+        (score,), (raw,) = self.scorer.score_members([voiceprint.samples], test)
+        threshold = options.threshold if options.threshold is not None else self.threshold
+        result = HouseholdVerification(
+            external_id=external_id,
+            decision=bool(score >= threshold),
+            score=round(float(score), 6),
+            raw_score=round(float(raw), 6),
+            threshold=threshold,
+            score_norm=self.scorer.name,
+            model=self.encoder.name,
+            request_id=options.request_id,
+            requestor_id=options.requestor_id,
+            requestor_type=options.requestor_type,
+            analysis_id=str(uuid.uuid4()),
+            analyzer_id=self.settings.analyzer_id,
+            files=reports([clip]),
+        )
+        self._event("verified", result, kind="household", external_id=external_id,
+                    decision=result.decision, score=result.score, threshold=threshold,
+                    score_norm=result.score_norm, request_id=result.request_id)
+        return result
+
+    def identify(
+        self, recording: Recording, options: HouseholdOptions | None = None
+    ) -> Identification:
+        """Who is speaking: the best member at or above threshold, else ``match`` null."""
+        options = options or HouseholdOptions()
+        members: list[Voiceprint] = self.store.all(self.encoder.name)
+        clip, test = self._embed(recording)
+        threshold = options.threshold if options.threshold is not None else self.threshold
+        scores, raws = self.scorer.score_members([m.samples for m in members], test)
+        order = np.argsort(-scores, kind="stable")[: self.settings.identify_candidates]
+        candidates = [
+            Candidate(external_id=members[i].external_id, score=round(float(scores[i]), 6),
+                      raw_score=round(float(raws[i]), 6))
+            for i in order
+        ]
+        best = candidates[0] if candidates else None
+        known = best is not None and best.score >= threshold
+        result = Identification(
+            match=best.external_id if known and best else None,
+            decision=known,
+            score=best.score if best else None,
+            threshold=threshold,
+            score_norm=self.scorer.name,
+            candidates=candidates,
+            enrolled=len(members),
+            model=self.encoder.name,
+            request_id=options.request_id,
+            requestor_id=options.requestor_id,
+            requestor_type=options.requestor_type,
+            analysis_id=str(uuid.uuid4()),
+            analyzer_id=self.settings.analyzer_id,
+            files=reports([clip]),
+        )
+        self._event("identified", result, match=result.match, decision=known,
+                    score=result.score, threshold=threshold, score_norm=result.score_norm,
+                    candidates=[(c.external_id, c.score) for c in candidates],
+                    enrolled=result.enrolled, request_id=result.request_id)
+        return result
+
+    def _embed(self, recording: Recording) -> tuple[Clip, np.ndarray]:
+        name, data = recording
+        clip = self.verification.decode(data, name)
+        return clip, self.encoder.embed(clip.speech)
+
+    def _event(self, event: str, result: BaseModel, **fields: object) -> None:
+        """One activity line (ids, scores, decisions; never audio or vectors), then listeners."""
+        activity.info(event, extra={"event": event, **fields})
+        for listener in self._listeners:
+            try:
+                listener(result)
+            except Exception:  # a broken listener must not cost the caller its answer
+                log.exception("household listener failed", extra={"event": "listener_failed"})
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def reports(clips: list[Clip]) -> list[FileReport]:
+    return [
+        FileReport(name=clip.name, duration_s=round(clip.duration_s, 3),
+                   speech_s=round(clip.speech_s, 3), sample_rate=clip.sample_rate)
+        for clip in clips
+    ]
+
+
+def info_model(stored: VoiceprintInfo | Voiceprint, export: bool = False) -> EnrolmentInfo:
+    info = EnrolmentInfo(
+        external_id=stored.external_id,
+        encoder=stored.encoder,
+        sample_count=stored.sample_count,
+        created_at=stored.created_at,
+        updated_at=stored.updated_at,
+    )
+    if export and isinstance(stored, Voiceprint):
+        info.samples = stored.samples.astype(float).round(6).tolist()
+        info.centroid = stored.centroid.astype(float).round(6).tolist()
+    return info
+
+
+def build_household(
+    verification: VerificationService, store: VoiceprintStore | None = None
+) -> HouseholdService:
+    """The household service as configured: store (opened now, so a locked store stops
+    start-up), AS-norm cohort for the encoder when there is one, stream sessions."""
+    settings = verification.settings
+    encoder = verification.encoder
+    if store is None:
+        sealer = Sealer(load_key(
+            settings.voiceprint_key.get_secret_value() if settings.voiceprint_key else None,
+            settings.voiceprint_key_file,
+        ))
+        store = open_store(settings.database_url, settings.data_dir, sealer,
+                           settings.voiceprint_table_prefix)
+    norm = None
+    if settings.score_norm == "asnorm":
+        norm = load_cohort(encoder.name, encoder.embedding_size)
+        if norm is None or encoder.name not in ASNORM_THRESHOLDS:
+            norm = None
+            log.warning(
+                "no AS-norm cohort for this encoder: household scores are raw cosine",
+                extra={"event": "asnorm_unavailable", "model": encoder.name},
+            )
+    service = HouseholdService(verification, store, norm)
+    log.info("voiceprint store open", extra={
+        "event": "store_open", "store": store.location, "encrypted": store.encrypted,
+        "score_norm": service.score_norm, "threshold": service.threshold})
+    return service

@@ -1,0 +1,193 @@
+"""Bus round trip: publish a verification request, time until its result arrives.
+
+    python bench/bus_roundtrip.py [--runs 50]                  # own Mosquitto on a free port
+    python bench/bus_roundtrip.py --host 127.0.0.1 --port 1883  # an existing broker
+    python bench/bus_roundtrip.py --port 1883 --external        # the analytic already serving it
+
+The pair is the first 4 s of two LibriSpeech recordings of speaker 2609 (tests/data), as in
+bench/verify.py. Unless ``--external``, the analytic runs in this process (real GE2E, real
+``BusAdapter``) under a private topic prefix and a throw-away session, so a production analytic
+on the same broker is not disturbed. Latency is measured from just before ``publish`` to the
+moment the requester's client receives the result on ``<prefix>/verification/result``;
+requests are sent one at a time. With the in-process analytic, the time ``verify`` took for
+each request is subtracted from its round trip, so what the bus itself costs is printed apart
+from the model's time (which varies with the machine's load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from analytic.encoders import load_encoder  # noqa: E402
+from analytic.schemas import VerificationResult  # noqa: E402
+from analytic.service import VerificationService  # noqa: E402
+from analytic.settings import Settings  # noqa: E402
+from bus_adapter.adapter import BusAdapter  # noqa: E402
+from bus_adapter.messages import AudioFile, VerificationRequest  # noqa: E402
+from tests.mqtt_broker import BusProbe, MosquittoBroker  # noqa: E402  (test helper, reused)
+
+CLIPS = [ROOT / "tests/data/librispeech/2609-156975-0000.flac",
+         ROOT / "tests/data/librispeech/2609-156975-0001.flac"]
+CLIP_SECONDS = 4.0
+WARMUP = 3
+
+
+def four_second_wav(path: Path) -> bytes:
+    samples, rate = sf.read(path, dtype="float32")
+    buffer = io.BytesIO()
+    sf.write(buffer, samples[: int(CLIP_SECONDS * rate)], rate, format="WAV")
+    return buffer.getvalue()
+
+
+def percentiles(samples_ms: list[float]) -> str:
+    ordered = sorted(samples_ms)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return f"p50 {statistics.median(ordered):6.1f} ms   p95 {p95:6.1f} ms   (n={len(ordered)})"
+
+
+def report(label: str, samples_ms: list[float]) -> None:
+    print(f"{label + ':':<56}{percentiles(samples_ms)}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TimedService(VerificationService):
+    """The real service, noting how long each ``verify`` took, so the bus's own share of a
+    round trip can be told apart from the model's (which varies with machine load)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._took_ms: dict[str | None, float] = {}
+        self._cond = threading.Condition()
+
+    def verify(self, *args: Any, **kwargs: Any) -> VerificationResult:
+        started = time.perf_counter()
+        result = super().verify(*args, **kwargs)
+        with self._cond:
+            self._took_ms[result.request_id] = 1000 * (time.perf_counter() - started)
+            self._cond.notify_all()
+        return result
+
+    def took_ms(self, request_id: str) -> float:
+        """The result is on the bus before ``verify`` returns, so wait for the timing."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: request_id in self._took_ms, timeout=30):
+                raise SystemExit(f"verify() of {request_id} never returned")
+            return self._took_ms[request_id]
+
+
+class Requester:
+    """The home-automation side: publishes a request, notes when its result arrives."""
+
+    def __init__(self, host: str, port: int, result_topic: str) -> None:
+        self._arrived: dict[str, float] = {}
+        self._cond = threading.Condition()
+        self.probe = BusProbe(port, [result_topic], host=host)
+        self.probe.client.on_message = self._on_message
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        received = time.perf_counter()
+        request_id = json.loads(msg.payload).get("request_id")
+        with self._cond:
+            self._arrived[request_id] = received
+            self._cond.notify_all()
+
+    def round_trip(self, topic: str, payload: str, request_id: str, timeout: float) -> float:
+        started = time.perf_counter()
+        self.probe.publish(topic, payload)
+        with self._cond:
+            if not self._cond.wait_for(lambda: request_id in self._arrived, timeout):
+                raise SystemExit(f"no result for {request_id} within {timeout} s")
+            return 1000 * (self._arrived[request_id] - started)
+
+    def close(self) -> None:
+        self.probe.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, help="an existing broker; default: start one")
+    parser.add_argument("--external", action="store_true",
+                        help="do not start an analytic; time the one serving the broker")
+    parser.add_argument("--prefix", default="voicegate", help="with --external only")
+    args = parser.parse_args()
+    pair = [four_second_wav(p) for p in CLIPS]
+
+    broker = None
+    if args.port is None:
+        broker = MosquittoBroker(Path(tempfile.mkdtemp(prefix="bus-bench-")), free_port())
+        broker.start()
+        port = broker.port
+        print(f"broker: own Mosquitto on 127.0.0.1:{port}")
+    else:
+        port = args.port
+        print(f"broker: {args.host}:{port}")
+
+    adapter = None
+    prefix = args.prefix
+    try:
+        if not args.external:
+            prefix = f"voicegate-bench-{uuid.uuid4().hex[:8]}"
+            settings = Settings(mqtt_host=args.host, mqtt_port=port, mqtt_prefix=prefix,
+                                mqtt_client_id=f"{prefix}-analytic", mqtt_session_expiry_s=0,
+                                mqtt_discovery_prefix="")
+            service = TimedService(settings, load_encoder(settings))
+            adapter = BusAdapter(service)
+            adapter.start()
+            if not adapter.wait_connected(30):
+                raise SystemExit("the analytic could not connect to the broker")
+
+        requester = Requester(args.host, port, f"{prefix}/verification/result")
+        try:
+            timings = []
+            for i in range(WARMUP + args.runs):
+                request_id = f"bench-{i}"
+                payload = VerificationRequest(
+                    file1=AudioFile(name="a.wav", data=pair[0]),
+                    file2=AudioFile(name="b.wav", data=pair[1]),
+                    request_id=request_id,
+                ).model_dump_json(exclude_none=True)
+                latency = requester.round_trip(f"{prefix}/verification/request", payload,
+                                               request_id, timeout=60)
+                if i >= WARMUP:
+                    timings.append(latency)
+            report("bus round trip (publish request -> result received)", timings)
+            if not args.external:
+                inside = [service.took_ms(f"bench-{i}") for i in range(WARMUP, WARMUP + args.runs)]
+                overhead = [total - verify for total, verify in zip(timings, inside, strict=True)]
+                report("  of which verify() in the analytic", inside)
+                report("  of which the bus (round trip - verify, per request)", overhead)
+        finally:
+            requester.close()
+    finally:
+        if adapter is not None:
+            adapter.stop(drain_timeout=5)
+        if broker is not None:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()
