@@ -94,36 +94,44 @@ def main(argv: list[str] | None = None) -> int:
 def serve(service: VerificationService) -> int:
     """HTTP and, when ``mqtt_enabled``, the bus adapter, in one process sharing one model.
 
-    The adapter connects in the background, so HTTP serves whether or not a broker is there
-    (``/health`` says ``bus: disconnected`` meanwhile). SIGTERM and SIGINT stop both cleanly:
-    queued bus requests are finished, ``offline`` is published, and the session is left for
-    the next start.
+    Both doors share one household service too: one store connection, one set of stream
+    sessions, and one listener list, so an identification over HTTP reaches the bus's speaker
+    topic. The adapter connects in the background, so HTTP serves whether or not a broker is
+    there (``/health`` says ``bus: disconnected`` meanwhile). SIGTERM and SIGINT stop both
+    cleanly: queued bus requests are finished, ``offline`` is published, the session is left
+    for the next start, and the voiceprint store is closed last.
     """
+    from analytic.household import build_household
     from analytic.server import make_server
     from analytic.web import create_app
 
     settings = service.settings
+    household = build_household(service)  # opens the store: a locked store stops start-up
     adapter = None
-    if settings.mqtt_enabled:
-        from bus_adapter.adapter import BusAdapter
-
-        adapter = BusAdapter(service)
-    app = create_app(service, bus_status=adapter.status if adapter else None)
-    server = make_server(app, settings)  # binds first: a busy port fails before the bus sees us
-    signal.signal(signal.SIGTERM, _stop_on_signal)
-    if adapter is not None:
-        adapter.start()
-    log.info("serving http", extra={"event": "http_ready", "host": settings.host,
-                                    "port": settings.port})
     try:
-        server.run()  # waitress returns (swallowing KeyboardInterrupt) on Ctrl-C and SIGTERM
-    except KeyboardInterrupt:
-        pass
-    finally:
-        log.info("stopping", extra={"event": "stopping"})
-        server.close()
+        if settings.mqtt_enabled:
+            from bus_adapter.adapter import BusAdapter
+
+            adapter = BusAdapter(service, household=household)
+        app = create_app(service, bus_status=adapter.status if adapter else None,
+                         household=household)
+        server = make_server(app, settings)  # binds first: a busy port fails before the bus
+        signal.signal(signal.SIGTERM, _stop_on_signal)
         if adapter is not None:
-            adapter.stop()
+            adapter.start()
+        log.info("serving http", extra={"event": "http_ready", "host": settings.host,
+                                        "port": settings.port})
+        try:
+            server.run()  # waitress returns (swallowing KeyboardInterrupt) on Ctrl-C, SIGTERM
+        except KeyboardInterrupt:
+            pass
+        finally:
+            log.info("stopping", extra={"event": "stopping"})
+            server.close()
+            if adapter is not None:
+                adapter.stop()
+    finally:
+        household.close()
     return 0
 
 

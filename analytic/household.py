@@ -227,6 +227,7 @@ class HouseholdService:
             request_id=options.request_id,
             requestor_id=options.requestor_id,
             requestor_type=options.requestor_type,
+            site=options.site,
             analysis_id=str(uuid.uuid4()),
             analyzer_id=self.settings.analyzer_id,
             files=reports([clip]),

@@ -107,6 +107,10 @@ class EnrolOptions(BaseModel):
     request_id: str | None = Field(None, max_length=200)
 
 
+# A site (kitchen, hall) is one MQTT topic level and part of a Home Assistant object id.
+Site = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
 class HouseholdOptions(BaseModel):
     """Optional fields of a household verify or identify request."""
 
@@ -119,6 +123,10 @@ class HouseholdOptions(BaseModel):
     request_id: str | None = Field(None, max_length=200)
     requestor_id: str | None = Field(None, max_length=200)
     requestor_type: str | None = Field(None, max_length=200)
+    site: Site | None = Field(
+        None, description="Where the recording was made (identify): names the bus's retained "
+        "<prefix>/speaker/<site> state; unset = 'default'.",
+    )
 
 
 class EnrolmentInfo(BaseModel):
@@ -200,6 +208,7 @@ class Identification(BaseModel):
     request_id: str | None = None
     requestor_id: str | None = None
     requestor_type: str | None = None
+    site: str | None = Field(None, description="The request's site, echoed.")
     analysis_id: str
     analyzer_id: str
     files: list[FileReport]

@@ -63,6 +63,8 @@ class VerificationService:
         clips = [self.decode(data, name) for name, data in (file1, file2)]
         bandwidth = pair_bandwidth(clips)
         score = cosine(*(self.encoder.embed(band_limit(c.speech, bandwidth)) for c in clips))
+        describe = self.settings.describe_files
+        descriptions = [self.analysis.describe(c.speech) if describe else {} for c in clips]
         threshold = options.threshold
         if threshold is None:
             threshold = self.threshold_for(bandwidth)
@@ -85,9 +87,9 @@ class VerificationService:
                     duration_s=round(clip.duration_s, 3),
                     speech_s=round(clip.speech_s, 3),
                     sample_rate=clip.sample_rate,
-                    **self.analysis.describe(clip.speech),
+                    **description,
                 )
-                for clip in clips
+                for clip, description in zip(clips, descriptions, strict=True)
             ],
         )
         log.info(

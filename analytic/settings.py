@@ -43,6 +43,16 @@ class Settings(BaseSettings):
     max_duration_s: float = Field(60.0, gt=0.0, description="Longer recordings are refused.")
     max_request_bytes: int = Field(20 * MEGABYTE, gt=0, description="Largest request body.")
 
+    describe_files: bool = Field(
+        True,
+        description="Add each file's gender and arousal to verification results (about 25 ms "
+        "per file on a small CPU); false for the fastest yes/no.",
+    )
+    torch_threads: int = Field(
+        1, ge=1, le=64,
+        description="Threads one model call may use. 1 keeps latency steady when requests run "
+        "side by side or the CPU is shared; raise it on an idle many-core machine.",
+    )
     analyzer_id: str = Field("voicegate", description="Identifies this instance in results.")
     log_level: str = Field("INFO", description="Python logging level.")
 

@@ -66,9 +66,8 @@ def _flag(name: str) -> bool:
     raise BadRequest(f"{name}: expected true or false", code="bad_field")
 
 
-def _options() -> HouseholdOptions:
-    return _validated(HouseholdOptions,
-                      {k: v for k in OPTION_FIELDS if (v := request.form.get(k))})
+def _options(names: tuple[str, ...] = OPTION_FIELDS) -> HouseholdOptions:
+    return _validated(HouseholdOptions, {k: v for k in names if (v := request.form.get(k))})
 
 
 def _json(model: BaseModel, status: int = 200) -> Any:
@@ -121,7 +120,8 @@ def verify(external_id: str) -> Any:
 
 @household_api.post("/identify")
 def identify() -> Any:
-    return _json(household().identify(recording_or_stream(), _options()))
+    # ``site`` (identify only) names the bus's retained <prefix>/speaker/<site> state.
+    return _json(household().identify(recording_or_stream(), _options((*OPTION_FIELDS, "site"))))
 
 
 # --- streams ---

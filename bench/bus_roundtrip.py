@@ -3,6 +3,7 @@
     python bench/bus_roundtrip.py [--runs 50]                  # own Mosquitto on a free port
     python bench/bus_roundtrip.py --host 127.0.0.1 --port 1883  # an existing broker
     python bench/bus_roundtrip.py --port 1883 --external        # the analytic already serving it
+    python bench/bus_roundtrip.py --kind identify               # "who is speaking?" instead
 
 The pair is the first 4 s of two LibriSpeech recordings of speaker 2609 (tests/data), as in
 bench/verify.py. Unless ``--external``, the analytic runs in this process (real GE2E, real
@@ -12,6 +13,11 @@ moment the requester's client receives the result on ``<prefix>/verification/res
 requests are sent one at a time. With the in-process analytic, the time ``verify`` took for
 each request is subtracted from its round trip, so what the bus itself costs is printed apart
 from the model's time (which varies with the machine's load).
+
+``--kind identify`` times ``<prefix>/identify/request`` to ``<prefix>/identify/result`` instead:
+one 4 s clip against a household of two (speaker 2609 enrolled from the other clip, 3331 from
+one of hers), in a throw-away voiceprint store; the in-process figure inside is
+``HouseholdService.identify``. With ``--external`` the serving analytic's own household is used.
 """
 
 from __future__ import annotations
@@ -36,15 +42,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analytic.encoders import load_encoder  # noqa: E402
-from analytic.schemas import VerificationResult  # noqa: E402
+from analytic.household import build_household  # noqa: E402
+from analytic.schemas import EnrolOptions  # noqa: E402
 from analytic.service import VerificationService  # noqa: E402
 from analytic.settings import Settings  # noqa: E402
 from bus_adapter.adapter import BusAdapter  # noqa: E402
-from bus_adapter.messages import AudioFile, VerificationRequest  # noqa: E402
+from bus_adapter.messages import AudioFile, IdentifyRequest, VerificationRequest  # noqa: E402
 from tests.mqtt_broker import BusProbe, MosquittoBroker  # noqa: E402  (test helper, reused)
 
 CLIPS = [ROOT / "tests/data/librispeech/2609-156975-0000.flac",
          ROOT / "tests/data/librispeech/2609-156975-0001.flac"]
+OTHER_MEMBER = ROOT / "tests/data/librispeech/3331-159605-0005.flac"  # --kind identify
 CLIP_SECONDS = 4.0
 WARMUP = 3
 
@@ -63,7 +71,7 @@ def percentiles(samples_ms: list[float]) -> str:
 
 
 def report(label: str, samples_ms: list[float]) -> None:
-    print(f"{label + ':':<56}{percentiles(samples_ms)}")
+    print(f"{label + ':':<72}{percentiles(samples_ms)}")
 
 
 def free_port() -> int:
@@ -72,29 +80,41 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class TimedService(VerificationService):
-    """The real service, noting how long each ``verify`` took, so the bus's own share of a
-    round trip can be told apart from the model's (which varies with machine load)."""
+class Timed:
+    """Wraps the core call the adapter makes (``verify`` or ``identify``) and notes how long
+    each took, so the bus's own share of a round trip can be told apart from the model's
+    (which varies with machine load)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, call: Any) -> None:
+        self._call = call
         self._took_ms: dict[str | None, float] = {}
         self._cond = threading.Condition()
 
-    def verify(self, *args: Any, **kwargs: Any) -> VerificationResult:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
-        result = super().verify(*args, **kwargs)
+        result = self._call(*args, **kwargs)
         with self._cond:
             self._took_ms[result.request_id] = 1000 * (time.perf_counter() - started)
             self._cond.notify_all()
         return result
 
     def took_ms(self, request_id: str) -> float:
-        """The result is on the bus before ``verify`` returns, so wait for the timing."""
+        """The result is on the bus before the call returns, so wait for the timing."""
         with self._cond:
             if not self._cond.wait_for(lambda: request_id in self._took_ms, timeout=30):
-                raise SystemExit(f"verify() of {request_id} never returned")
+                raise SystemExit(f"the core call of {request_id} never returned")
             return self._took_ms[request_id]
+
+
+def request_payload(kind: str, clips: list[bytes], request_id: str) -> str:
+    if kind == "identify":
+        return IdentifyRequest(file=AudioFile(name="b.wav", data=clips[1]), site="bench",
+                               request_id=request_id).model_dump_json(exclude_none=True)
+    return VerificationRequest(
+        file1=AudioFile(name="a.wav", data=clips[0]),
+        file2=AudioFile(name="b.wav", data=clips[1]),
+        request_id=request_id,
+    ).model_dump_json(exclude_none=True)
 
 
 class Requester:
@@ -133,6 +153,8 @@ def main() -> None:
     parser.add_argument("--external", action="store_true",
                         help="do not start an analytic; time the one serving the broker")
     parser.add_argument("--prefix", default="voicegate", help="with --external only")
+    parser.add_argument("--kind", choices=("verification", "identify"), default="verification",
+                        help="the request timed (default verification)")
     args = parser.parse_args()
     pair = [four_second_wav(p) for p in CLIPS]
 
@@ -146,45 +168,54 @@ def main() -> None:
         port = args.port
         print(f"broker: {args.host}:{port}")
 
-    adapter = None
+    adapter = household = timer = None
     prefix = args.prefix
+    store = tempfile.TemporaryDirectory(prefix="bus-bench-store-")
     try:
         if not args.external:
             prefix = f"voicegate-bench-{uuid.uuid4().hex[:8]}"
             settings = Settings(mqtt_host=args.host, mqtt_port=port, mqtt_prefix=prefix,
                                 mqtt_client_id=f"{prefix}-analytic", mqtt_session_expiry_s=0,
-                                mqtt_discovery_prefix="")
-            service = TimedService(settings, load_encoder(settings))
-            adapter = BusAdapter(service)
+                                mqtt_discovery_prefix="", data_dir=store.name)
+            service = VerificationService(settings, load_encoder(settings))
+            if args.kind == "identify":
+                household = build_household(service)
+                household.enrol(EnrolOptions(external_id="2609"), [("a.wav", pair[0])])
+                household.enrol(EnrolOptions(external_id="3331"),
+                                [("c.wav", four_second_wav(OTHER_MEMBER))])
+                timer = household.identify = Timed(household.identify)  # type: ignore[method-assign]
+            else:
+                timer = service.verify = Timed(service.verify)  # type: ignore[method-assign]
+            adapter = BusAdapter(service, household=household)
             adapter.start()
             if not adapter.wait_connected(30):
                 raise SystemExit("the analytic could not connect to the broker")
 
-        requester = Requester(args.host, port, f"{prefix}/verification/result")
+        requester = Requester(args.host, port, f"{prefix}/{args.kind}/result")
         try:
             timings = []
             for i in range(WARMUP + args.runs):
                 request_id = f"bench-{i}"
-                payload = VerificationRequest(
-                    file1=AudioFile(name="a.wav", data=pair[0]),
-                    file2=AudioFile(name="b.wav", data=pair[1]),
-                    request_id=request_id,
-                ).model_dump_json(exclude_none=True)
-                latency = requester.round_trip(f"{prefix}/verification/request", payload,
+                payload = request_payload(args.kind, pair, request_id)
+                latency = requester.round_trip(f"{prefix}/{args.kind}/request", payload,
                                                request_id, timeout=60)
                 if i >= WARMUP:
                     timings.append(latency)
-            report("bus round trip (publish request -> result received)", timings)
-            if not args.external:
-                inside = [service.took_ms(f"bench-{i}") for i in range(WARMUP, WARMUP + args.runs)]
-                overhead = [total - verify for total, verify in zip(timings, inside, strict=True)]
-                report("  of which verify() in the analytic", inside)
-                report("  of which the bus (round trip - verify, per request)", overhead)
+            report(f"bus round trip, {args.kind} (publish request -> result received)", timings)
+            if timer is not None:
+                call = "identify()" if args.kind == "identify" else "verify()"
+                inside = [timer.took_ms(f"bench-{i}") for i in range(WARMUP, WARMUP + args.runs)]
+                overhead = [total - core for total, core in zip(timings, inside, strict=True)]
+                report(f"  of which {call} in the analytic", inside)
+                report(f"  of which the bus (round trip - {call}, per request)", overhead)
         finally:
             requester.close()
     finally:
         if adapter is not None:
             adapter.stop(drain_timeout=5)
+        if household is not None:
+            household.close()
+        store.cleanup()
         if broker is not None:
             broker.stop()
 

@@ -2,6 +2,9 @@
 
     python bench/verify.py [--runs 50] [--encoder ge2e]
 
+Each is measured twice: verification alone, and with each file's gender and arousal added
+(``VOICEGATE_DESCRIBE_FILES``, on by default).
+
 Start-up is measured on a real ``python -m analytic serve`` process, from spawn until
 ``/health`` answers; HTTP latency is measured against that same process over loopback.
 The clips are the first 4 s of two LibriSpeech recordings of speaker 2609 (tests/data).
@@ -53,9 +56,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(encoder: str) -> tuple[subprocess.Popen, str, float]:
+def start_server(encoder: str, describe: bool) -> tuple[subprocess.Popen, str, float]:
     port = free_port()
-    env = {**os.environ, "VOICEGATE_ENCODER": encoder, "VOICEGATE_MQTT_ENABLED": "false"}
+    env = {**os.environ, "VOICEGATE_ENCODER": encoder, "VOICEGATE_MQTT_ENABLED": "false",
+           "VOICEGATE_DESCRIBE_FILES": str(describe).lower()}
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "analytic", "serve", "--port", str(port)],
@@ -72,41 +76,51 @@ def start_server(encoder: str) -> tuple[subprocess.Popen, str, float]:
     raise SystemExit("the server did not become ready within 120 s")
 
 
+def in_process(encoder: str, describe: bool, pair: list[bytes], runs: int) -> None:
+    settings = Settings(encoder=encoder, describe_files=describe)
+    started = time.perf_counter()
+    service = VerificationService(settings, load_encoder(settings))
+    print(f"  model load in-process: {time.perf_counter() - started:.2f} s")
+    service.verify(("a.wav", pair[0]), ("b.wav", pair[1]))
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        service.verify(("a.wav", pair[0]), ("b.wav", pair[1]))
+        timings.append(1000 * (time.perf_counter() - started))
+    print(f"  in-process verify:     {percentiles(timings)}")
+
+
+def over_http(encoder: str, describe: bool, pair: list[bytes], runs: int) -> None:
+    process, url, ready_s = start_server(encoder, describe)
+    try:
+        print(f"  start-up to ready:     {ready_s:.2f} s (spawn until /health answers)")
+        session = requests.Session()
+        files = {"file1": ("a.wav", pair[0]), "file2": ("b.wav", pair[1])}
+        session.post(url + "/speaker_verification", files=files, timeout=30).raise_for_status()
+        timings = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            response = session.post(url + "/speaker_verification", files=files, timeout=30)
+            timings.append(1000 * (time.perf_counter() - started))
+            response.raise_for_status()
+        print(f"  HTTP verify:           {percentiles(timings)}")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--encoder", default="ge2e")
     args = parser.parse_args()
     pair = [four_second_wav(p) for p in CLIPS]
-
-    settings = Settings(encoder=args.encoder)
-    started = time.perf_counter()
-    service = VerificationService(settings, load_encoder(settings))
-    print(f"encoder {args.encoder}: model load in-process {time.perf_counter() - started:.2f} s")
-
-    timings = []
-    for _ in range(args.runs):
-        started = time.perf_counter()
-        service.verify(("a.wav", pair[0]), ("b.wav", pair[1]))
-        timings.append(1000 * (time.perf_counter() - started))
-    print(f"in-process verify, two {CLIP_SECONDS:.0f} s clips:  {percentiles(timings)}")
-
-    process, url, ready_s = start_server(args.encoder)
-    try:
-        print(f"start-up to ready (spawn until /health answers): {ready_s:.2f} s")
-        session = requests.Session()
-        files = {"file1": ("a.wav", pair[0]), "file2": ("b.wav", pair[1])}
-        session.post(url + "/speaker_verification", files=files, timeout=30).raise_for_status()
-        timings = []
-        for _ in range(args.runs):
-            started = time.perf_counter()
-            response = session.post(url + "/speaker_verification", files=files, timeout=30)
-            timings.append(1000 * (time.perf_counter() - started))
-            response.raise_for_status()
-        print(f"HTTP verify, two {CLIP_SECONDS:.0f} s clips:        {percentiles(timings)}")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    print(f"encoder {args.encoder}, two {CLIP_SECONDS:.0f} s clips, {args.runs} runs each")
+    for describe in (False, True):
+        extra = "with" if describe else "without"
+        print(f"{extra} per-file gender and arousal (VOICEGATE_DESCRIBE_FILES={describe})")
+        in_process(args.encoder, describe, pair, args.runs)
+        over_http(args.encoder, describe, pair, args.runs)
 
 
 if __name__ == "__main__":

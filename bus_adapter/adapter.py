@@ -11,6 +11,14 @@ Delivery, and why:
 * ``connect_async`` + ``loop_start``: a missing broker never stops HTTP; paho retries with
   exponential backoff (``reconnect_delay_set``) and results published meanwhile wait in paho's
   queue.
+
+Every request kind (verification, analysis, enrollment, identify, a stream's ``end``) takes the
+same path: parse with the shared pydantic model, serve on a worker, publish on the kind's result
+topic and to the requester's own ``reply_to`` / response topic, or an error on ``<prefix>/error``.
+Stream chunks are the exception: they are appended on the network thread, in arrival order
+(a pool would reorder them), which is cheap (no model runs) and bounded by the stream limits.
+Household results reach the bus through the household's listener, so ``POST /identify`` updates
+the retained ``<prefix>/speaker/<site>`` state exactly as a bus request does.
 """
 
 from __future__ import annotations
@@ -20,7 +28,10 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -28,20 +39,47 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel, ValidationError
 
-from analytic.errors import AnalyticError
-from analytic.schemas import VerificationResult
+from analytic.errors import AnalyticError, BadRequest
+from analytic.household import HouseholdService
+from analytic.schemas import (
+    AnalysisOptions,
+    EnrolmentResult,
+    HouseholdVerification,
+    Identification,
+    VerificationResult,
+)
 from analytic.service import VerificationService
 from analytic.settings import Settings
 from bus_adapter.dedup import RecentRequests
-from bus_adapter.discovery import discovery_messages
+from bus_adapter.discovery import discovery_messages, speaker_discovery
 from bus_adapter.messages import (
+    ACTIONS,
     BAD_BASE64,
+    STREAM_END,
+    AnalysisRequest,
     BusError,
+    EnrollmentRequest,
+    IdentifyRequest,
     SifisResult,
+    SpeakerState,
+    StreamEnd,
+    StreamEnrol,
+    StreamIdentify,
+    StreamVerify,
     VerificationRequest,
     peek_request_id,
 )
-from bus_adapter.topics import Topics, is_reply_topic
+from bus_adapter.streams import BusStreams
+from bus_adapter.topics import (
+    ANALYSIS,
+    CHUNK,
+    ENROLLMENT,
+    IDENTIFY,
+    MEMBER_VERIFICATION,
+    VERIFICATION,
+    Topics,
+    is_reply_topic,
+)
 from bus_adapter.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -51,6 +89,12 @@ OFFLINE = b"offline"
 # Results published while the broker is away wait in paho's memory; past this many they are
 # dropped (and logged) rather than growing without bound during a long outage.
 MAX_QUEUED_PUBLISHES = 10_000
+DEFAULT_SITE = "default"  # the speaker topic of an identification that names no site
+UNKNOWN_SPEAKER = "unknown"
+# Each site gets a retained discovery config; bounded so requests naming ever new sites cannot
+# grow memory (or the broker's retained store) without limit. Past it, states still publish.
+MAX_SITES = 256
+STREAM_END_KIND = "stream_end"
 
 
 @dataclass(frozen=True)
@@ -62,13 +106,47 @@ class ReplyRoute:
     reply_to: str | None = None  # the request's JSON field
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What serving one request produced."""
+
+    payload: str  # JSON
+    result_topic: str
+    published: bool  # already on result_topic: the core's listener put it there
+    analysis_id: str | None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of request: how to parse its JSON, and how to serve the parsed model."""
+
+    name: str
+    parse: Callable[[Any], Any]  # raises ValidationError
+    serve: Callable[[Any, str], Answer]  # (request, topic); raises AnalyticError
+
+
 class BusAdapter:
     """One analytic instance on the bus. ``start()`` returns at once; ``stop()`` is graceful."""
 
-    def __init__(self, service: VerificationService, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        service: VerificationService,
+        settings: Settings | None = None,
+        household: HouseholdService | None = None,
+    ) -> None:
+        """Without ``household`` only verification and analysis are served (no enrolment,
+        identification or streams)."""
         self.service = service
         self.settings = settings or service.settings
         self.topics = Topics.from_settings(self.settings)
+        self.household = household
+        self._kinds = self._request_kinds()
+        self._stream_end = Kind(STREAM_END_KIND, STREAM_END.validate_python, self._end_stream)
+        self._streams = (
+            BusStreams(household.streams, self.settings.mqtt_max_payload_bytes)
+            if household is not None else None
+        )
+        self._sites: set[str] = set()
         self._pool = WorkerPool(self.settings.mqtt_workers, self.settings.mqtt_queue_size)
         self._recent = RecentRequests(self.settings.mqtt_dedup_window_s)
         self._connected = threading.Event()
@@ -81,6 +159,21 @@ class BusAdapter:
         self._stopped = False
         self._client = self._make_client()
         service.add_result_listener(self._on_result)
+        if household is not None:
+            household.add_listener(self._on_household_result)
+
+    def _request_kinds(self) -> dict[str, Kind]:
+        """Request topic -> kind; household kinds only with a household."""
+        kinds = [
+            Kind(VERIFICATION, VerificationRequest.model_validate, self._verify),
+            Kind(ANALYSIS, AnalysisRequest.model_validate, self._analyze),
+        ]
+        if self.household is not None:
+            kinds += [
+                Kind(ENROLLMENT, EnrollmentRequest.model_validate, self._enrol),
+                Kind(IDENTIFY, IdentifyRequest.model_validate, self._identify),
+            ]
+        return {self.topics.request_of(kind.name): kind for kind in kinds}
 
     # ----- lifecycle -----
 
@@ -173,14 +266,23 @@ class BusAdapter:
                     self._redelivered_below = self._generation
             # A request someone published retained is not a new request: never replay it.
             fresh_only = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
-            subscriptions = [(self.topics.request_filter, fresh_only)]
+            subscriptions = [(self.topics.shared(topic), fresh_only) for topic in self._kinds]
+            streams = []
+            if self._streams is not None:
+                streams = [self.topics.stream_chunk_filter, self.topics.stream_end_filter]
+            if streams and not self.topics.share_group:
+                subscriptions += [(topic, fresh_only) for topic in streams]
+            elif streams:
+                # A session's chunks must all reach one instance; a share group splits them.
+                log.warning("bus streams are off in a share group",
+                            extra={"event": "bus_streams_off", "group": self.topics.share_group})
             if self.topics.ha_status:
                 subscriptions.append((self.topics.ha_status, SubscribeOptions(qos=1)))
             client.subscribe(subscriptions)
             if self.topics.share_group:
-                # A persistent session may still hold a plain subscription from a run without
-                # a share group; it would hand this instance every request a second time.
-                client.unsubscribe(self.topics.request)
+                # A persistent session may still hold plain subscriptions from a run without
+                # a share group; they would hand this instance every request a second time.
+                client.unsubscribe([*self._kinds, *streams])
             self._publish(self.topics.status, ONLINE, retain=True)
             self._publish_discovery()
             self._connected.set()
@@ -213,8 +315,18 @@ class BusAdapter:
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         """Network thread: route, and hand requests to a worker. Nothing slow happens here."""
         try:
-            if msg.topic == self.topics.request:
-                self._accept_request(msg)
+            kind = self._kinds.get(msg.topic)
+            if kind is not None:
+                self._accept_request(msg, kind)
+                return
+            stream = (self.topics.stream_message(msg.topic)
+                      if self._streams is not None else None)
+            if stream is not None:
+                session, part = stream
+                if part == CHUNK:
+                    self._accept_chunk(msg, session)
+                else:
+                    self._accept_request(msg, self._stream_end)
                 return
             if msg.topic == self.topics.ha_status and msg.payload.strip() == ONLINE:
                 self._publish_discovery()
@@ -224,14 +336,15 @@ class BusAdapter:
 
     # ----- requests -----
 
-    def _accept_request(self, msg: mqtt.MQTTMessage) -> None:
+    def _accept_request(self, msg: mqtt.MQTTMessage, kind: Kind) -> None:
         if self._closing:
             return  # not acknowledged: the broker re-delivers it after our restart
         generation = self._generation
-        if self._pool.submit(lambda: self._serve(msg, generation)):
+        if self._pool.submit(lambda: self._serve(msg, generation, kind)):
             return
         request_id = peek_request_id(msg.payload)
-        log.warning("bus busy", extra={"event": "bus_busy", "request_id": request_id})
+        log.warning("bus busy", extra={"event": "bus_busy", "request_id": request_id,
+                                       "kind": kind.name})
         self._reply_error(
             _route(msg, None),
             BusError(request_id=request_id, code="busy",
@@ -239,7 +352,27 @@ class BusAdapter:
         )
         self._ack(msg, generation)
 
-    def _serve(self, msg: mqtt.MQTTMessage, generation: int) -> None:
+    def _accept_chunk(self, msg: mqtt.MQTTMessage, session: str) -> None:
+        """Network thread: append one stream chunk now, so chunks keep their order and an
+        ``end`` (served later by a worker) sees every chunk that came before it."""
+        if self._closing or self._streams is None:
+            return
+        generation = self._generation
+        content_type = getattr(getattr(msg, "properties", None), "ContentType", None)
+        try:
+            info = self._streams.append(session, bytes(msg.payload), content_type)
+            log.debug("bus stream chunk", extra={"event": "bus_chunk", "session": session,
+                                                 "chunks": info.chunks,
+                                                 "duration_s": info.duration_s})
+        except AnalyticError as exc:
+            log.info("bus stream chunk refused",
+                     extra={"event": "bus_chunk_refused", "session": session, "code": exc.code})
+            self._reply_error(_route(msg, None), BusError(
+                request_id=None, code=exc.code, message=f"stream {session}: {exc.message}"))
+        finally:
+            self._ack(msg, generation)
+
+    def _serve(self, msg: mqtt.MQTTMessage, generation: int, kind: Kind) -> None:
         """Worker thread: answer one request, then acknowledge it."""
         with self._lock:
             stale = generation < self._redelivered_below
@@ -247,11 +380,11 @@ class BusAdapter:
             log.info("bus request left for re-delivery", extra={"event": "bus_redelivery"})
             return
         try:
-            self._answer(msg)
+            self._answer(msg, kind)
         finally:
             self._ack(msg, generation)
 
-    def _answer(self, msg: mqtt.MQTTMessage) -> None:
+    def _answer(self, msg: mqtt.MQTTMessage, kind: Kind) -> None:
         started = time.perf_counter()
         payload: bytes = msg.payload
         limit = self.settings.mqtt_max_payload_bytes
@@ -274,41 +407,113 @@ class BusAdapter:
         request_id = _str_or_none(document.get("request_id"))
         reply_to = document.get("reply_to") if is_reply_topic(document.get("reply_to")) else None
         if request_id is not None and not self._recent.first_time(
-            (_str_or_none(document.get("requestor_id")), request_id)
+            (kind.name, _str_or_none(document.get("requestor_id")), request_id)
         ):
             log.info("bus duplicate request ignored",
-                     extra={"event": "bus_duplicate", "request_id": request_id})
+                     extra={"event": "bus_duplicate", "request_id": request_id,
+                            "kind": kind.name})
             return
         try:
-            request = VerificationRequest.model_validate(document)
+            request = kind.parse(document)
         except ValidationError as exc:
             code, message = _describe(exc)
             self._refuse(msg, reply_to, request_id, code, message)
             return
         del document  # the base64 text; the decoded bytes are all we still need
         try:
-            result = self.service.verify(
-                (request.file1.name, request.file1.data),
-                (request.file2.name, request.file2.data),
-                request.options(),
-            )
+            answer = kind.serve(request, msg.topic)
         except AnalyticError as exc:
             self._refuse(msg, reply_to, request_id, exc.code, exc.message)
             return
         except Exception:
             log.exception("bus request failed",
-                          extra={"event": "bus_internal_error", "request_id": request_id})
+                          extra={"event": "bus_internal_error", "request_id": request_id,
+                                 "kind": kind.name})
             self._refuse(msg, reply_to, request_id, "internal_error",
                          "the analytic failed to process the request")
             return
-        # The result topic got it from the result listener; here only the requester's own.
-        self._reply(_route(msg, reply_to), result, skip=self.topics.result)
+        if not answer.published:
+            self._publish(answer.result_topic, answer.payload, json_payload=True)
+        # The result topic has it (from a listener, or just above); now the requester's own.
+        self._reply(_route(msg, reply_to), answer.payload, skip=answer.result_topic)
         log.info(
             "bus request served",
-            extra={"event": "bus_served", "request_id": request_id,
-                   "analysis_id": result.analysis_id,
+            extra={"event": "bus_served", "request_id": request_id, "kind": kind.name,
+                   "analysis_id": answer.analysis_id,
                    "seconds": round(time.perf_counter() - started, 3)},
         )
+
+    # ----- serving each kind (worker threads) -----
+
+    def _verify(self, request: VerificationRequest, topic: str) -> Answer:
+        result = self.service.verify(
+            (request.file1.name, request.file1.data),
+            (request.file2.name, request.file2.data),
+            request.options(),
+        )
+        return Answer(result.model_dump_json(), self.topics.result, True, result.analysis_id)
+
+    def _analyze(self, request: AnalysisRequest, topic: str) -> Answer:
+        return self._analysis_answer((request.file.name, request.file.data), request.options())
+
+    def _analysis_answer(self, recording: tuple[str, bytes], options: AnalysisOptions) -> Answer:
+        """No listener publishes analyses: the answer goes to the result topic from here."""
+        name, data = recording
+        result = self.service.analysis.analyze_file(data, name, options)
+        # POST /analyze's body, field for field (options left off are absent, not null).
+        payload = json.dumps(result.payload(), separators=(",", ":"))
+        return Answer(payload, self.topics.result_of(ANALYSIS), False, result.analysis_id)
+
+    def _enrol(self, request: EnrollmentRequest, topic: str) -> Answer:
+        result = self._household().enrol(request.options(),
+                                         [(f.name, f.data) for f in request.files])
+        return self._household_answer(result, ENROLLMENT)
+
+    def _identify(self, request: IdentifyRequest, topic: str) -> Answer:
+        if request.file is not None:
+            recording = (request.file.name, request.file.data)
+        elif request.stream is not None and self._streams is not None:
+            recording = self._streams.recording(request.stream)
+        else:
+            raise BadRequest("'file' (name and base64 data) or 'stream' (a session) is required",
+                             code="missing_file")
+        result = self._household().identify(recording, request.options())
+        return self._household_answer(result, IDENTIFY)
+
+    def _end_stream(self, request: StreamEnd, topic: str) -> Answer:
+        """Run the ``end`` message's action on the whole session, then forget the session
+        (also when the action is refused: ``end`` means the device is done with it)."""
+        stream = self.topics.stream_message(topic)
+        household, streams = self._household(), self._streams
+        assert stream is not None and streams is not None  # routed here only then
+        session = stream[0]
+        try:
+            recording = streams.recording(session)
+            if isinstance(request, StreamIdentify):
+                return self._household_answer(
+                    household.identify(recording, request.options()), IDENTIFY)
+            if isinstance(request, StreamVerify):
+                return self._household_answer(
+                    household.verify(request.external_id, recording, request.options()),
+                    MEMBER_VERIFICATION)
+            if isinstance(request, StreamEnrol):
+                return self._household_answer(
+                    household.enrol(request.options(), [recording]), ENROLLMENT)
+            return self._analysis_answer(recording, request.options())
+        finally:
+            streams.end(session)
+
+    def _household(self) -> HouseholdService:
+        if self.household is None:  # household kinds are only subscribed with a household
+            raise RuntimeError("no household service")
+        return self.household
+
+    def _household_answer(
+        self, result: EnrolmentResult | Identification | HouseholdVerification, kind: str
+    ) -> Answer:
+        """The household listener has already published it on the kind's result topic."""
+        return Answer(result.model_dump_json(), self.topics.result_of(kind), True,
+                      result.analysis_id)
 
     def _refuse(
         self, msg: mqtt.MQTTMessage, reply_to: str | None, request_id: str | None, code: str,
@@ -330,12 +535,55 @@ class BusAdapter:
             self._publish(self.topics.sifis, SifisResult.wrap(result).model_dump_json(),
                           json_payload=True)
 
+    def _on_household_result(self, result: BaseModel) -> None:
+        """Household results from any door (HTTP, CLI, bus) go to their result topic, and an
+        identification also updates the retained speaker state of its site."""
+        if self._stopped:
+            return
+        if isinstance(result, Identification):
+            self._publish(self.topics.result_of(IDENTIFY), result.model_dump_json(),
+                          json_payload=True)
+            self._publish_speaker(result)
+        elif isinstance(result, EnrolmentResult):
+            self._publish(self.topics.result_of(ENROLLMENT), result.model_dump_json(),
+                          json_payload=True)
+        elif isinstance(result, HouseholdVerification):
+            self._publish(self.topics.result_of(MEMBER_VERIFICATION), result.model_dump_json(),
+                          json_payload=True)
+        # Deletions are not announced: nothing listens for them yet.
+
+    def _publish_speaker(self, result: Identification) -> None:
+        site = result.site or DEFAULT_SITE
+        state = SpeakerState(
+            speaker=result.match or UNKNOWN_SPEAKER,
+            score=result.score,
+            threshold=result.threshold,
+            time=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            analysis_id=result.analysis_id,
+        )
+        self._publish(self.topics.speaker(site), state.model_dump_json(), retain=True,
+                      json_payload=True)
+        with self._lock:
+            new = site not in self._sites and len(self._sites) < MAX_SITES
+            if new:
+                self._sites.add(site)
+        if new:
+            self._publish_speaker_discovery(site)
+        log.info("bus speaker state", extra={"event": "bus_speaker", "site": site,
+                                             "speaker": state.speaker,
+                                             "analysis_id": state.analysis_id})
+
+    def _publish_speaker_discovery(self, site: str) -> None:
+        message = speaker_discovery(self.topics, site)
+        if message is not None:
+            self._publish(*message, retain=True)
+
     def _reply_error(self, route: ReplyRoute, error: BusError) -> None:
         self._publish(self.topics.error, error.model_dump_json(), json_payload=True)
         self._reply(route, error, skip=self.topics.error)
 
-    def _reply(self, route: ReplyRoute, body: BaseModel, skip: str) -> None:
-        payload = body.model_dump_json()
+    def _reply(self, route: ReplyRoute, body: BaseModel | str, skip: str) -> None:
+        payload = body if isinstance(body, str) else body.model_dump_json()
         if route.reply_to and route.reply_to != skip:
             self._publish(route.reply_to, payload, json_payload=True)
         if route.response_topic:
@@ -343,8 +591,13 @@ class BusAdapter:
                           correlation_data=route.correlation_data)
 
     def _publish_discovery(self) -> None:
+        """The device's configs, and a speaker sensor for every site seen since start."""
         for topic, payload in discovery_messages(self.topics):
             self._publish(topic, payload, retain=True)
+        with self._lock:
+            sites = sorted(self._sites)
+        for site in sites:
+            self._publish_speaker_discovery(site)
 
     def _publish(
         self,
@@ -420,6 +673,16 @@ def _describe(exc: ValidationError) -> tuple[str, str]:
     """Error code and message for an invalid request, as HTTP words it (never the input)."""
     errors = exc.errors(include_input=False, include_url=False)
     first = next((e for e in errors if e["type"] == BAD_BASE64), errors[0])
-    where = ".".join(str(part) for part in first["loc"]) or "request"
-    code = BAD_BASE64 if first["type"] == BAD_BASE64 else "bad_field"
-    return code, f"{where}: {first['msg']}"
+    loc = [str(part) for part in first["loc"]]
+    if loc[:1] and loc[0] in ACTIONS:  # a stream end's union names the action first
+        loc = loc[1:]
+    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc = ["action"]
+    where = ".".join(loc) or "request"
+    if first["type"] == BAD_BASE64:
+        code = BAD_BASE64
+    elif loc[:1] == ["output_period"]:  # its own code, as over HTTP (422 bad_output_period)
+        code = "bad_output_period"
+    else:
+        code = "bad_field"
+    return code, f"{where}: {first['msg'].removeprefix('Value error, ')}"

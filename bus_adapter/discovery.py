@@ -1,4 +1,5 @@
-"""Home Assistant MQTT discovery: the analytic shows up as a device with two entities.
+"""Home Assistant MQTT discovery: the analytic shows up as a device with two entities, plus
+one "who spoke last" sensor per site once that site has had an identification.
 
 Both entities read the ordinary result topic (no extra state topic to keep in step), and both
 use ``<prefix>/status`` for availability, so Home Assistant greys them out when the analytic's
@@ -23,16 +24,7 @@ def discovery_messages(topics: Topics) -> list[tuple[str, str]]:
     common: dict[str, Any] = {
         "state_topic": topics.result,
         "json_attributes_topic": topics.result,
-        "availability_topic": topics.status,
-        "payload_available": "online",
-        "payload_not_available": "offline",
-        "device": {
-            "identifiers": [f"voicegate_{node}"],
-            "name": "Voicegate",
-            "manufacturer": "Voicegate",
-            "model": "Offline speaker verification",
-            "sw_version": __version__,
-        },
+        **_availability_and_device(topics),
     }
     decision = {
         **common,
@@ -56,3 +48,44 @@ def discovery_messages(topics: Topics) -> list[tuple[str, str]]:
         (f"{base}/binary_sensor/{node}/last_decision/config", json.dumps(decision)),
         (f"{base}/sensor/{node}/last_score/config", json.dumps(score)),
     ]
+
+
+def speaker_discovery(topics: Topics, site: str) -> tuple[str, str] | None:
+    """``(config topic, JSON payload)`` of the "who spoke last" sensor of one site, to publish
+    retained; ``None`` when discovery is off.
+
+    The state is the retained ``<prefix>/speaker/<site>`` JSON: the sensor shows ``speaker``
+    (an external_id or ``unknown``) and carries score, threshold, time and analysis_id as
+    attributes, so an automation can trigger on "alice spoke in the kitchen". ``site`` is
+    already restricted to ``[A-Za-z0-9_-]`` (``analytic.schemas.Site``), a valid object id.
+    """
+    if not topics.discovery_prefix:
+        return None
+    node = topics.node_id
+    state = topics.speaker(site)
+    config = {
+        "name": f"Speaker {site}",
+        "unique_id": f"{node}_speaker_{site}",
+        "state_topic": state,
+        "value_template": "{{ value_json.speaker }}",
+        "json_attributes_topic": state,
+        "icon": "mdi:account-voice",
+        **_availability_and_device(topics),
+    }
+    return f"{topics.discovery_prefix}/sensor/{node}/speaker_{site}/config", json.dumps(config)
+
+
+def _availability_and_device(topics: Topics) -> dict[str, Any]:
+    """What every entity shares: greyed out with ``<prefix>/status``, grouped as one device."""
+    return {
+        "availability_topic": topics.status,
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "device": {
+            "identifiers": [f"voicegate_{topics.node_id}"],
+            "name": "Voicegate",
+            "manufacturer": "Voicegate",
+            "model": "Offline speaker verification",
+            "sw_version": __version__,
+        },
+    }

@@ -1,8 +1,9 @@
 """Bus payloads as pydantic models.
 
-A request is ``VerificationOptions`` (the same options HTTP takes as form fields) plus the two
-files and an optional ``reply_to``; a result is ``analytic.schemas.VerificationResult``, exactly
-HTTP's 200 body. Only what is bus-specific lives here.
+A request is the core's options model (the same options HTTP takes as form fields:
+``VerificationOptions``, ``AnalysisOptions``, ``EnrolOptions``, ``HouseholdOptions``) plus its
+files and an optional ``reply_to``; a result is the core's result model, exactly HTTP's 200 body.
+Only what is bus-specific lives here, so both doors refuse the same things with the same codes.
 """
 
 from __future__ import annotations
@@ -11,15 +12,31 @@ import base64
 import binascii
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from analytic.schemas import VerificationOptions, VerificationResult
+from analytic.schemas import (
+    AnalysisOptions,
+    EnrolOptions,
+    ExternalId,
+    HouseholdOptions,
+    VerificationOptions,
+    VerificationResult,
+)
 from bus_adapter.topics import is_reply_topic
 
 BAD_BASE64 = "bad_base64"
+Options = TypeVar("Options", bound=BaseModel)
 _WHITESPACE = re.compile(rb"\s+")
 
 
@@ -54,11 +71,11 @@ class AudioFile(BaseModel):
         return base64.b64encode(data).decode("ascii")
 
 
-class VerificationRequest(VerificationOptions):
-    """``<prefix>/verification/request``: the HTTP options plus the pair and a reply topic."""
+class Replyable(BaseModel):
+    """The bus-only field every request may carry: where else to send its answer."""
 
-    file1: AudioFile
-    file2: AudioFile
+    model_config = ConfigDict(extra="forbid")
+
     reply_to: str | None = Field(
         None, description="Also publish the result (or error) here; a topic name, no wildcards."
     )
@@ -70,11 +87,119 @@ class VerificationRequest(VerificationOptions):
             raise ValueError("must be a topic name without wildcards, not starting with '$'")
         return value
 
+
+def core_options(request: BaseModel, model: type[Options]) -> Options:
+    """The part of a bus request the core understands, as the core's own options model."""
+    return model.model_validate(request.model_dump(include=set(model.model_fields)))
+
+
+class VerificationRequest(Replyable, VerificationOptions):
+    """``<prefix>/verification/request``: the HTTP options plus the pair and a reply topic."""
+
+    file1: AudioFile
+    file2: AudioFile
+
     def options(self) -> VerificationOptions:
         """The part the core understands."""
-        return VerificationOptions.model_validate(
-            self.model_dump(include=set(VerificationOptions.model_fields))
-        )
+        return core_options(self, VerificationOptions)
+
+
+# --- issue 4: gender and arousal analysis ---------------------------------------------------
+
+
+class AnalysisRequest(Replyable, AnalysisOptions):
+    """``<prefix>/analysis/request``: ``POST /analyze``'s options plus the file. The answer on
+    ``<prefix>/analysis/result`` is ``POST /analyze``'s body (``AnalysisResult.payload()``)."""
+
+    file: AudioFile
+
+    def options(self) -> AnalysisOptions:
+        return core_options(self, AnalysisOptions)
+
+
+# --- issue 5: household enrolment, identification, streams ----------------------------------
+
+
+class EnrollmentRequest(Replyable, EnrolOptions):
+    """``<prefix>/enrollment/request``: ``POST /enrollments``' fields plus the files. An empty
+    ``files`` is refused by the core as ``missing_file``, as over HTTP."""
+
+    files: list[AudioFile] = Field(default_factory=list)
+
+    def options(self) -> EnrolOptions:
+        return core_options(self, EnrolOptions)
+
+
+class IdentifyRequest(Replyable, HouseholdOptions):
+    """``<prefix>/identify/request``: a ``file``, or a ``stream`` session (a bus session name
+    or an HTTP ``POST /streams`` id), plus ``POST /identify``'s fields (``site`` included)."""
+
+    file: AudioFile | None = None
+    stream: str | None = Field(None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> IdentifyRequest:
+        if self.file is not None and self.stream is not None:
+            raise ValueError("send either file or stream, not both")
+        return self
+
+    def options(self) -> HouseholdOptions:
+        return core_options(self, HouseholdOptions)
+
+
+class StreamIdentify(Replyable, HouseholdOptions):
+    """``end`` with ``identify``: answered on ``<prefix>/identify/result``."""
+
+    action: Literal["identify"]
+
+    def options(self) -> HouseholdOptions:
+        return core_options(self, HouseholdOptions)
+
+
+class StreamVerify(Replyable, HouseholdOptions):
+    """``end`` with ``verify`` ("is this ``external_id``?"): answered on
+    ``<prefix>/member_verification/result`` (``POST /enrollments/<id>/verify``'s body)."""
+
+    action: Literal["verify"]
+    external_id: ExternalId
+
+    def options(self) -> HouseholdOptions:
+        return core_options(self, HouseholdOptions)
+
+
+class StreamEnrol(Replyable, EnrolOptions):
+    """``end`` with ``enrol``: the session becomes one enrolment sample of ``external_id``."""
+
+    action: Literal["enrol", "enroll"]
+
+    def options(self) -> EnrolOptions:
+        return core_options(self, EnrolOptions)
+
+
+class StreamAnalyze(Replyable, AnalysisOptions):
+    """``end`` with ``analyze``: answered on ``<prefix>/analysis/result``."""
+
+    action: Literal["analyze"]
+
+    def options(self) -> AnalysisOptions:
+        return core_options(self, AnalysisOptions)
+
+
+ACTIONS = ("identify", "verify", "enrol", "enroll", "analyze")
+StreamEnd = StreamIdentify | StreamVerify | StreamEnrol | StreamAnalyze
+STREAM_END: TypeAdapter[StreamEnd] = TypeAdapter(
+    Annotated[StreamEnd, Field(discriminator="action")]
+)
+
+
+class SpeakerState(BaseModel):
+    """``<prefix>/speaker/<site>``, retained: who spoke last at a site, for automations."""
+
+    speaker: str = Field(description="The member's external_id, or 'unknown'.")
+    score: float | None = Field(description="The best candidate's score (null: none enrolled).")
+    threshold: float
+    time: str = Field(description="When it was identified, ISO 8601 UTC.")
+    analysis_id: str
 
 
 class BusError(BaseModel):

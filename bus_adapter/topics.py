@@ -12,6 +12,16 @@ from analytic.settings import Settings
 
 MAX_TOPIC_BYTES = 65535  # MQTT's limit for a UTF-8 topic name
 
+# Request kinds: each has <prefix>/<kind>/request and <prefix>/<kind>/result.
+VERIFICATION = "verification"
+ANALYSIS = "analysis"
+ENROLLMENT = "enrollment"
+IDENTIFY = "identify"
+# Household verify ("is this alice?"): answers only (a stream's ``end``); its own topic so the
+# pairwise verification topic keeps one payload shape for the policy engines reading it.
+MEMBER_VERIFICATION = "member_verification"
+CHUNK, END = "chunk", "end"  # <prefix>/stream/<session>/chunk and .../end
+
 
 def is_reply_topic(topic: object) -> bool:
     """A topic a requester may ask us to answer on: a concrete name, not a filter or ``$SYS``.
@@ -48,19 +58,53 @@ class Topics:
 
     @property
     def request(self) -> str:
-        return f"{self.prefix}/verification/request"
+        return self.request_of(VERIFICATION)
 
     @property
     def request_filter(self) -> str:
         """What the adapter subscribes to: a shared subscription when a group is configured,
         so the broker hands each request to exactly one instance of the group."""
+        return self.shared(self.request)
+
+    def shared(self, topic: str) -> str:
+        """``topic`` as this instance subscribes to it: ``$share/<group>/...`` in a group."""
         if self.share_group:
-            return f"$share/{self.share_group}/{self.request}"
-        return self.request
+            return f"$share/{self.share_group}/{topic}"
+        return topic
 
     @property
     def result(self) -> str:
-        return f"{self.prefix}/verification/result"
+        return self.result_of(VERIFICATION)
+
+    def request_of(self, kind: str) -> str:
+        """``<prefix>/<kind>/request``: verification, analysis, enrollment, identify."""
+        return f"{self.prefix}/{kind}/request"
+
+    def result_of(self, kind: str) -> str:
+        """``<prefix>/<kind>/result``; every kind's answers, whichever door asked for them."""
+        return f"{self.prefix}/{kind}/result"
+
+    @property
+    def stream_chunk_filter(self) -> str:
+        return f"{self.prefix}/stream/+/chunk"
+
+    @property
+    def stream_end_filter(self) -> str:
+        return f"{self.prefix}/stream/+/end"
+
+    def stream_message(self, topic: str) -> tuple[str, str] | None:
+        """``(session, "chunk" | "end")`` for a stream topic, else ``None``."""
+        head = f"{self.prefix}/stream/"
+        if not topic.startswith(head):
+            return None
+        session, _, last = topic[len(head):].rpartition("/")
+        if not session or "/" in session or last not in (CHUNK, END):
+            return None
+        return session, last
+
+    def speaker(self, site: str) -> str:
+        """The retained "who spoke last" state of one site."""
+        return f"{self.prefix}/speaker/{site}"
 
     @property
     def error(self) -> str:

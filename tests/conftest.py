@@ -30,6 +30,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_data_dir(tmp_path_factory) -> Iterator[Path]:
+    """Every Settings() in the tests (and every process they start) keeps its voiceprint store
+    in a temporary folder, never in the working tree."""
+    folder = tmp_path_factory.mktemp("voicegate-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VOICEGATE_DATA_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def ge2e():
     return load_encoder(Settings())
@@ -47,7 +57,10 @@ def serve_in_thread(app, settings: Settings) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{settings.port}"
     finally:
+        # waitress's loop runs while any keep-alive connection is open: close them all.
         server.close()
+        for channel in list(server._map.values()):
+            channel.close()
         thread.join(timeout=5)
 
 

@@ -22,6 +22,9 @@ import requests
 from tests.conftest import MALE_A, free_port
 from tests.test_bus import REQUEST, RESULT, STATUS, body, on, probe, same_pair
 
+IDENTIFY_REQUEST = "voicegate/identify/request"
+IDENTIFY_RESULT = "voicegate/identify/result"
+
 STARTUP = 120.0  # model loading on a busy 2-core machine
 
 
@@ -37,6 +40,7 @@ def analytic_process(
         "VOICEGATE_MQTT_RECONNECT_MAX_S": "2",
         "VOICEGATE_MQTT_WORKERS": "1",
         "VOICEGATE_ANALYZER_ID": analyzer_id,
+        "VOICEGATE_DATA_DIR": str(log.parent / "data"),  # this test's own voiceprint store
     }
     with log.open("wb") as stderr:
         process = subprocess.Popen(
@@ -108,10 +112,23 @@ def test_killed_process_goes_offline_and_its_unanswered_requests_are_served_next
 
 def test_sigterm_stops_cleanly_and_says_offline(mqtt_broker, tmp_path):
     log = tmp_path / "analytic.log"
-    with probe(mqtt_broker.port, STATUS) as bus, \
+    with probe(mqtt_broker.port, STATUS, IDENTIFY_RESULT, "voicegate/speaker/#") as bus, \
             analytic_process(mqtt_broker.port, log) as (process, base_url):
         bus.wait_for(lambda m: m.topic == STATUS and m.payload == b"online", STARTUP)
         wait_for_health(base_url, process, 30)
+        # serve() hands one household to both doors: a bus identification and an HTTP one
+        # (nobody enrolled: both unknown) each update the speaker state of their site.
+        clip = {"name": MALE_A[0].name, "data": base64.b64encode(MALE_A[0].read_bytes()).decode()}
+        bus.publish(IDENTIFY_REQUEST, json.dumps({"file": clip, "site": "hall",
+                                                  "request_id": "proc-1"}))
+        (by_bus,) = bus.wait_for(on(IDENTIFY_RESULT, "proc-1"), 60)
+        by_http = requests.post(f"{base_url}/identify", data={"site": "porch"},
+                                files={"file": MALE_A[0].read_bytes()}, timeout=60).json()
+        for site, answer in (("hall", body(by_bus)), ("porch", by_http)):
+            (state,) = bus.wait_for(lambda m, site=site: m.topic == f"voicegate/speaker/{site}",
+                                    30)
+            assert body(state)["analysis_id"] == answer["analysis_id"]
+            assert (answer["enrolled"], body(state)["speaker"]) == (0, "unknown")
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
         bus.wait_for(lambda m: m.topic == STATUS and m.payload == b"offline", 10)

@@ -41,6 +41,13 @@ def unit(vector: np.ndarray) -> np.ndarray:
 
 def load_encoder(settings: Settings) -> SpeakerEncoder:
     """Build the configured encoder; imports are local so ``ge2e`` never imports SpeechBrain."""
+    import torch
+
+    # torch's default (one thread per core) spins and stalls when waitress threads or bus
+    # workers run models side by side on a small machine: measured 5-10x slower there. With
+    # OpenMP the setting is per thread, so analytic/__init__.py also sets OMP_NUM_THREADS,
+    # which every thread inherits, before torch is first imported.
+    torch.set_num_threads(settings.torch_threads)
     if settings.encoder == "ge2e":
         from analytic.encoders.ge2e import Ge2eEncoder
 

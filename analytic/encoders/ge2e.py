@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 
@@ -36,13 +37,15 @@ class Ge2eEncoder:
 
         self._model = VoiceEncoder(device="cpu", verbose=False)
         self._model.eval()
-        self._lock = threading.Lock()
+        # Inference never mutates the module, so calls may overlap; the semaphore only keeps
+        # their number at the core count (more would just queue inside torch).
+        self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)
         # The first forward pass pays for lazy imports and allocator warm-up (~1.5 s); pay it
         # at start-up so the first request is as fast as the rest.
         self.embed(np.zeros(self.sample_rate, dtype=np.float32))
 
     def embed(self, speech: np.ndarray) -> np.ndarray:
-        with self._lock:
+        with self._slots:
             return unit(self._model.embed_utterance(np.asarray(speech, dtype=np.float32)))
 
     def embed_partials(self, mels: np.ndarray) -> np.ndarray:
@@ -51,5 +54,5 @@ class Ge2eEncoder:
         import torch
 
         batch = torch.from_numpy(np.ascontiguousarray(mels, dtype=np.float32))
-        with self._lock, torch.inference_mode():
+        with self._slots, torch.inference_mode():
             return self._model(batch).cpu().numpy()
