@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import soxr
-from pydantic import ValidationError
 
 from analytic.audio import MAX_SOURCE_RATE, MIN_SOURCE_RATE, TARGET_RATE, read_mono, resample
 from analytic.classifiers import Decision, WindowClassifier, load_classifiers
@@ -56,6 +55,7 @@ from analytic.schemas import (
     LabelResult,
     TimeSeriesEntry,
     Transition,
+    validated,
 )
 from analytic.settings import Settings
 
@@ -80,14 +80,11 @@ def parse_analysis_options(fields: Mapping[str, Any]) -> AnalysisOptions:
     API; anything else is a 400 ``bad_field`` naming the field.
     """
     try:
-        return AnalysisOptions.model_validate(dict(fields))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "request"
-        message = first["msg"].removeprefix("Value error, ")
-        if first["loc"][:1] == ("output_period",):
-            raise BadOutputPeriod(f"output_period: {message}") from None
-        raise BadRequest(f"{where}: {message}", code="bad_field") from None
+        return validated(AnalysisOptions, fields)
+    except BadRequest as exc:
+        if exc.field == "output_period":
+            raise BadOutputPeriod(exc.message) from None
+        raise
 
 
 def _ms(samples: int) -> int:

@@ -13,9 +13,17 @@ class AnalyticError(Exception):
     code = "bad_request"
     status = 400
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        field: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
+        self.field = field  # the request field at fault, when there is one
         if code is not None:
             self.code = code
         if status is not None:

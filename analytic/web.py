@@ -13,13 +13,19 @@ from typing import IO, Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.wrappers import Request
-from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from analytic import __version__
 from analytic.errors import AnalyticError, BadRequest, TooLarge
 from analytic.household import HouseholdService, build_household
-from analytic.schemas import ErrorBody, ErrorDetail, Health, ModelInfo, VerificationOptions
+from analytic.schemas import (
+    ErrorBody,
+    ErrorDetail,
+    Health,
+    ModelInfo,
+    VerificationOptions,
+    validated,
+)
 from analytic.service import VerificationService
 from analytic.web_analysis import ANALYSIS_KEY, analysis_api
 from analytic.web_household import HOUSEHOLD_KEY, household_api
@@ -154,12 +160,7 @@ def _options(overrides: dict[str, str]) -> VerificationOptions:
     """Form fields (or path segments) validated by the shared pydantic model."""
     fields: dict[str, str] = {k: v for k in OPTION_FIELDS if (v := request.form.get(k))}
     fields.update(overrides)
-    try:
-        return VerificationOptions.model_validate(fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "request"
-        raise BadRequest(f"{where}: {first['msg']}", code="bad_field") from None
+    return validated(VerificationOptions, fields)
 
 
 def _error(status: int, code: str, message: str) -> Any:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from analytic.errors import BadRequest, UnsupportedAudio
 from analytic.household import HouseholdService, Recording
-from analytic.schemas import EnrolOptions, HouseholdOptions, StreamInfo
+from analytic.schemas import EnrolOptions, HouseholdOptions, StreamInfo, validated
 from analytic.streams import FILE, PCM, SessionInfo
 
 HOUSEHOLD_KEY = "voicegate.household"
@@ -48,15 +48,6 @@ def recording_or_stream(field: str = "file") -> Recording:
                      "is required", code="missing_file")
 
 
-def _validated(model: type[BaseModel], fields: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "request"
-        raise BadRequest(f"{where}: {first['msg']}", code="bad_field") from None
-
-
 def _flag(name: str) -> bool:
     value = (request.form.get(name) or request.args.get(name) or "").strip().lower()
     if value in TRUE:
@@ -67,7 +58,7 @@ def _flag(name: str) -> bool:
 
 
 def _options(names: tuple[str, ...] = OPTION_FIELDS) -> HouseholdOptions:
-    return _validated(HouseholdOptions, {k: v for k in names if (v := request.form.get(k))})
+    return validated(HouseholdOptions, {k: v for k in names if (v := request.form.get(k))})
 
 
 def _json(model: BaseModel, status: int = 200) -> Any:
@@ -77,7 +68,7 @@ def _json(model: BaseModel, status: int = 200) -> Any:
 # --- enrolments ---
 @household_api.post("/enrollments")
 def enrol() -> Any:
-    options = _validated(EnrolOptions, {
+    options = validated(EnrolOptions, {
         "external_id": request.form.get("external_id", ""),
         "replace": _flag("replace"),
         **({"request_id": v} if (v := request.form.get("request_id")) else {}),
