@@ -24,7 +24,8 @@ EncoderClassifier.from_hparams(source='speechbrain/spkrec-ecapa-voxceleb', saved
     else mkdir -p /opt/ecapa; fi
 
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 voicegate
+RUN useradd --create-home --uid 10001 voicegate \
+    && mkdir -p /home/voicegate/data && chown voicegate:voicegate /home/voicegate/data
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /opt/ecapa /opt/ecapa
 ENV PATH=/opt/venv/bin:$PATH \
@@ -32,7 +33,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     VOICEGATE_HOST=0.0.0.0 \
     VOICEGATE_PORT=7070 \
-    VOICEGATE_ECAPA_SOURCE=/opt/ecapa
+    VOICEGATE_ECAPA_SOURCE=/opt/ecapa \
+    VOICEGATE_DATA_DIR=/home/voicegate/data
 USER voicegate
 WORKDIR /home/voicegate
 EXPOSE 7070

@@ -6,20 +6,24 @@ Everything is built once here (settings, logging, encoder, service, app) and han
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analytic.cli_analysis import add_analyze_parser, analyze_command
+from analytic.cli_output import Progress, emit, progress_bars, wants_progress
 from analytic.encoders import ENCODER_NAMES, load_encoder
 from analytic.errors import AnalyticError
 from analytic.logs import configure_logging
 from analytic.schemas import VerificationOptions
 from analytic.service import VerificationService
 from analytic.settings import Settings
+
+if TYPE_CHECKING:
+    from analytic.evaluate import Report
 
 log = logging.getLogger("analytic")
 
@@ -37,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("file1", type=Path)
     verify.add_argument("file2", type=Path)
     verify.add_argument("--threshold", type=float)
+    verify.add_argument("--pretty", action="store_true", help="a readable table, not JSON")
 
     evaluate = commands.add_parser("evaluate", help="EER, error rates and minDCF of a trial list")
     evaluate.add_argument("--trials", type=Path, required=True, help="CSV: enroll,test,target")
@@ -54,13 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--enroll-model", choices=("mean", "centroid"), default="mean",
                           help="N>1: mean of per-sample scores (the service's) or centroid")
     evaluate.add_argument("--top-k", type=int, help="AS-norm: cohort members kept per side")
+    evaluate.add_argument("--plots", type=Path, metavar="DIR",
+                          help="also write a DET curve and a score histogram (PNG) into DIR")
+    evaluate.add_argument("--no-progress", action="store_true",
+                          help="no progress bar (there is none anyway when stderr is no TTY)")
     enroll = commands.add_parser("enroll", help="enrol a household member from recordings")
     enroll.add_argument("external_id")
     enroll.add_argument("files", type=Path, nargs="+")
     enroll.add_argument("--replace", action="store_true", help="start over instead of adding")
+    enroll.add_argument("--pretty", action="store_true", help="a readable table, not JSON")
     identify = commands.add_parser("identify", help="who in the household is speaking, if anyone")
     identify.add_argument("file", type=Path)
     identify.add_argument("--threshold", type=float)
+    identify.add_argument("--pretty", action="store_true", help="a readable table, not JSON")
     add_analyze_parser(commands)
     return parser
 
@@ -80,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return serve(service)
     if args.command == "verify":
-        return verify(service, args.file1, args.file2, args.threshold)
+        return verify(service, args.file1, args.file2, args.threshold, args.pretty)
     if args.command == "analyze":
         return analyze_command(service, args)
     if args.command in ("enroll", "identify"):
@@ -88,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.norm != "none" or args.enroll_samples != 1 or args.top_k:
         return evaluate_household(service, args)
     return evaluate(service, args.trials, args.root, args.threshold, args.sample_rate,
-                    args.test_sample_rate)
+                    args.test_sample_rate, args)
 
 
 def serve(service: VerificationService) -> int:
@@ -101,11 +112,17 @@ def serve(service: VerificationService) -> int:
     cleanly: queued bus requests are finished, ``offline`` is published, the session is left
     for the next start, and the voiceprint store is closed last.
     """
+    from analytic.auth import bind_refusal, log_access_mode
     from analytic.household import build_household
     from analytic.server import make_server
     from analytic.web import create_app
 
     settings = service.settings
+    if refusal := bind_refusal(settings):  # no token: loopback only, unless opted in
+        log.error(refusal, extra={"event": "refused_to_start", "host": settings.host})
+        print(f"voicegate: {refusal}", file=sys.stderr)
+        return 2
+    log_access_mode(settings)
     household = build_household(service)  # opens the store: a locked store stops start-up
     adapter = None
     try:
@@ -140,7 +157,10 @@ def _stop_on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def verify(service: VerificationService, file1: Path, file2: Path, threshold: float | None) -> int:
+def verify(
+    service: VerificationService, file1: Path, file2: Path, threshold: float | None,
+    pretty: bool = False,
+) -> int:
     try:
         result = service.verify(
             (file1.name, file1.read_bytes()),
@@ -148,9 +168,9 @@ def verify(service: VerificationService, file1: Path, file2: Path, threshold: fl
             VerificationOptions(threshold=threshold),
         )
     except AnalyticError as exc:
-        print(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
+        print(emit({"error": {"code": exc.code, "message": exc.message}}, pretty))
         return 2
-    print(result.model_dump_json(indent=2))
+    print(emit(result, pretty))
     return 0
 
 
@@ -161,18 +181,36 @@ def evaluate(
     threshold: float | None,
     sample_rate: int | None,
     test_sample_rate: int | None,
+    args: argparse.Namespace | None = None,
 ) -> int:
     from analytic.evaluate import evaluate as run_evaluation
     from analytic.evaluate import read_trials
 
     report = run_evaluation(service, read_trials(trials), root, threshold, sample_rate,
-                            test_sample_rate)
-    print("\n".join(report.lines(service.encoder.name)))
+                            test_sample_rate, evaluation_progress(args))
+    print("\n".join([*report.lines(service.encoder.name), *write_plots(report, trials, args)]))
     return 0
 
 
+def evaluation_progress(args: argparse.Namespace | None) -> Progress:
+    """Bars on stderr for a person at a terminal; none in pipes, CI, or with --no-progress."""
+    return progress_bars(wants_progress(bool(args and args.no_progress)))
+
+
+def write_plots(report: Report, trials: Path, args: argparse.Namespace | None) -> list[str]:
+    """``--plots DIR``: the DET curve and histogram; lines naming the files written."""
+    if args is None or args.plots is None or report.scores is None or report.is_target is None:
+        return []
+    from analytic.plots import write_plots as draw
+
+    written = draw(report.scores, report.is_target, report.threshold, report.eer_threshold,
+                   args.plots, title=trials.name)
+    return [f"plot: {path}" for path in written]
+
+
 def household_command(service: VerificationService, args: argparse.Namespace) -> int:
-    """``enroll`` and ``identify`` against the configured store; JSON out, as HTTP answers."""
+    """``enroll`` and ``identify`` against the configured store; JSON out, as HTTP answers
+    (a table with ``--pretty``)."""
     from analytic.household import build_household
     from analytic.schemas import EnrolOptions, HouseholdOptions
     from analytic.voiceprints.crypto import VoiceprintKeyError
@@ -181,7 +219,7 @@ def household_command(service: VerificationService, args: argparse.Namespace) ->
     try:
         household = build_household(service)
     except (StoreError, VoiceprintKeyError) as exc:
-        print(json.dumps({"error": {"code": "store_unavailable", "message": str(exc)}}))
+        print(emit({"error": {"code": "store_unavailable", "message": str(exc)}}, args.pretty))
         return 2
     try:
         if args.command == "enroll":
@@ -191,11 +229,11 @@ def household_command(service: VerificationService, args: argparse.Namespace) ->
             result = household.identify((args.file.name, args.file.read_bytes()),
                                         HouseholdOptions(threshold=args.threshold))
     except AnalyticError as exc:
-        print(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
+        print(emit({"error": {"code": exc.code, "message": exc.message}}, args.pretty))
         return 2
     finally:
         household.close()
-    print(result.model_dump_json(indent=2))
+    print(emit(result, args.pretty))
     return 0
 
 
@@ -207,8 +245,9 @@ def evaluate_household(service: VerificationService, args: argparse.Namespace) -
     setup = EnrolmentSetup(args.enroll_samples, args.enroll_model, args.norm, args.top_k)
     report, scoring = evaluate_enrolment(service, read_trials(args.trials), args.root, setup,
                                          args.threshold, args.sample_rate,
-                                         read_speakers(args.trials))
-    print("\n".join([*report.lines(service.encoder.name), scoring]))
+                                         read_speakers(args.trials), evaluation_progress(args))
+    print("\n".join([*report.lines(service.encoder.name), scoring,
+                     *write_plots(report, args.trials, args)]))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``python -m analytic analyze FILE``: the analysis as JSON on stdout, as ``POST /analyze``.
+"""``python -m analytic analyze FILE``: the analysis as JSON on stdout, as ``POST /analyze``
+(a readable table with ``--pretty``).
 
 Kept apart from ``__main__`` so the command line only wires it in (one parser line, one
 dispatch line). Options are validated by the same ``AnalysisOptions`` as the HTTP door.
@@ -7,11 +8,11 @@ dispatch line). Options are validated by the same ``AnalysisOptions`` as the HTT
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from analytic.analysis import parse_analysis_options
+from analytic.cli_output import emit
 from analytic.errors import AnalyticError
 
 
@@ -29,6 +30,7 @@ def add_analyze_parser(commands: Any) -> None:
     analyze.add_argument("--summary", action="store_true", help="include_summary")
     analyze.add_argument("--transitions", action="store_true", help="include_transitions")
     analyze.add_argument("--raw", action="store_true", help="include_raw_values")
+    analyze.add_argument("--pretty", action="store_true", help="a readable table, not JSON")
 
 
 def analyze_command(service: Any, args: argparse.Namespace) -> int:
@@ -44,7 +46,7 @@ def analyze_command(service: Any, args: argparse.Namespace) -> int:
         })
         result = service.analysis.analyze_file(args.file.read_bytes(), args.file.name, options)
     except AnalyticError as exc:
-        print(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
+        print(emit({"error": {"code": exc.code, "message": exc.message}}, args.pretty))
         return 2
-    print(json.dumps(result.payload(), indent=2))
+    print(emit(result.payload(), args.pretty))
     return 0

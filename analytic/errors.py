@@ -12,6 +12,8 @@ class AnalyticError(Exception):
 
     code = "bad_request"
     status = 400
+    # Extra HTTP response headers (Retry-After, WWW-Authenticate); the bus ignores them.
+    headers: dict[str, str] | None = None
 
     def __init__(
         self,
@@ -89,6 +91,23 @@ class Busy(AnalyticError):
 
     code = "busy"
     status = 503
+
+
+# --- access control and back-pressure on HTTP (analytic/auth.py) ---
+
+
+class Unauthorized(AnalyticError):
+    """No bearer token, or a wrong one, while tokens are configured."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class RateLimited(AnalyticError):
+    """The client made more requests this minute than ``rate_limit_per_min`` allows."""
+
+    code = "rate_limited"
+    status = 429
 
 
 # --- gender and arousal analysis (analytic/analysis.py) ---

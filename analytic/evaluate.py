@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import soundfile as sf
 import soxr
 
 from analytic.audio import Clip, band_limit
+from analytic.cli_output import Progress, no_progress
 from analytic.scoring import cosine
 from analytic.service import VerificationService, pair_bandwidth
 
@@ -42,6 +43,9 @@ class Report:
     false_accept: float
     false_reject: float
     min_dcf: float
+    # Every trial's score and class, kept for plots (``evaluate --plots``); not printed.
+    scores: np.ndarray | None = field(default=None, repr=False, compare=False)
+    is_target: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def lines(self, encoder: str) -> list[str]:
         return [
@@ -77,25 +81,26 @@ def score_trials(
     root: Path,
     sample_rate: int | None = None,
     test_sample_rate: int | None = None,
+    progress: Progress = no_progress,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Score every trial as ``service.verify`` would; returns (scores, is_target, bandwidth).
 
     ``sample_rate`` re-samples the enrolment side (and the test side unless
     ``test_sample_rate`` is given), to measure telephone audio and mixed pairs. Each file is
-    decoded and embedded once per condition.
+    decoded and embedded once per condition; ``progress`` reports both passes (the CLI's bars).
     """
     test_sample_rate = test_sample_rate or sample_rate
+    jobs = sorted({(t.enroll, sample_rate) for t in trials}
+                  | {(t.test, test_sample_rate) for t in trials}, key=str)
     clips: dict[tuple[str, int | None], Clip] = {}
-    for names, rate in (({t.enroll for t in trials}, sample_rate),
-                        ({t.test for t in trials}, test_sample_rate)):
-        for name in sorted(names):
-            data = (root / name).read_bytes()
-            clips[name, rate] = service.decode(as_rate(data, rate) if rate else data, name)
+    for name, rate in progress(jobs, "decoding"):
+        data = (root / name).read_bytes()
+        clips[name, rate] = service.decode(as_rate(data, rate) if rate else data, name)
     any_clip = {side: next(c for (_, r), c in clips.items() if r == rate)
                 for side, rate in (("enroll", sample_rate), ("test", test_sample_rate))}
     bandwidth = pair_bandwidth(list(any_clip.values()))
-    prints = {key: service.encoder.embed(band_limit(clip.speech, bandwidth))
-              for key, clip in clips.items()}
+    prints = {key: service.encoder.embed(band_limit(clips[key].speech, bandwidth))
+              for key in progress(list(clips), "embedding")}
     scores = np.array([
         cosine(prints[t.enroll, sample_rate], prints[t.test, test_sample_rate]) for t in trials
     ])
@@ -141,11 +146,12 @@ def evaluate(
     threshold: float | None = None,
     sample_rate: int | None = None,
     test_sample_rate: int | None = None,
+    progress: Progress = no_progress,
 ) -> Report:
     if not trials:
         raise ValueError("the trial list is empty")
     scores, is_target, bandwidth = score_trials(
-        service, trials, root, sample_rate, test_sample_rate
+        service, trials, root, sample_rate, test_sample_rate, progress
     )
     if is_target.all() or not is_target.any():
         raise ValueError("the trial list needs both target and non-target trials")
@@ -162,6 +168,8 @@ def evaluate(
         false_accept=float(false_accept[0]),
         false_reject=float(false_reject[0]),
         min_dcf=min_dcf(scores, is_target),
+        scores=scores,
+        is_target=is_target,
     )
 
 
@@ -185,10 +193,11 @@ class EnrolmentSetup:
 def embed_files(
     service: VerificationService, names: Iterable[str], root: Path,
     sample_rate: int | None = None,
+    progress: Progress = no_progress,
 ) -> dict[str, np.ndarray]:
     """Each file through the service's intake and encoder, once."""
     prints = {}
-    for name in sorted(set(names)):
+    for name in progress(sorted(set(names)), "embedding"):
         data = (root / name).read_bytes()
         if sample_rate:
             data = as_rate(data, sample_rate)
@@ -223,6 +232,7 @@ def evaluate_enrolment(
     threshold: float | None = None,
     sample_rate: int | None = None,
     speakers: dict[str, str] | None = None,
+    progress: Progress = no_progress,
 ) -> tuple[Report, str]:
     """``evaluate`` with ``setup.enroll_samples`` enrolment files per trial and optional AS-norm.
 
@@ -245,7 +255,7 @@ def evaluate_enrolment(
             raise ValueError(f"no AS-norm cohort for encoder {service.encoder.name!r}")
         detail = f" (top {min(top_k, norm.cohort.shape[0])} of {norm.cohort.shape[0]} cohort)"
     names = {n for t in expanded for n in t.enroll} | {t.test for t in expanded}
-    prints = embed_files(service, names, root, sample_rate)
+    prints = embed_files(service, names, root, sample_rate, progress)
     scores = score_enrolment_trials(prints, expanded, setup, norm)
     is_target = np.array([t.target for t in expanded], dtype=bool)
     if is_target.all() or not is_target.any():
@@ -265,5 +275,7 @@ def evaluate_enrolment(
         false_accept=float(false_accept[0]),
         false_reject=float(false_reject[0]),
         min_dcf=min_dcf(scores, is_target),
+        scores=scores,
+        is_target=is_target,
     )
     return report, setup.line(detail)

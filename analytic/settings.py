@@ -175,6 +175,41 @@ class Settings(BaseSettings):
         16, ge=1, description="Most stream sessions open at once (they hold audio in memory)."
     )
 
+    # --- Access control and back-pressure on HTTP (analytic/auth.py, README "Security"). ---
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token every HTTP route but /health requires; unset = no token, and "
+        "then HTTP binds to loopback only unless allow_unauthenticated_remote (never logged).",
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for enrolment management (POST/DELETE /enrollments*, "
+        "voiceprint export); unset = api_token serves for those too (never logged).",
+    )
+    allow_unauthenticated_remote: bool = Field(
+        False,
+        description="Let `serve` bind to a non-loopback address with no token (trusted "
+        "networks only, e.g. a container behind a port published on 127.0.0.1).",
+    )
+    max_concurrent: int = Field(
+        2, ge=1,
+        description="Audio requests decoded and scored at once over HTTP; keep it below "
+        "http_threads so /health always has a thread.",
+    )
+    max_waiting: int = Field(
+        1, ge=0,
+        description="Audio requests waiting for one of max_concurrent; beyond it HTTP 503 busy.",
+    )
+    max_wait_s: float = Field(
+        30.0, gt=0.0,
+        description="A waiting audio request gives up after this long with HTTP 503 busy.",
+    )
+    rate_limit_per_min: int = Field(
+        0, ge=0,
+        description="Requests per minute one client (its token, else its address) may make; "
+        "0 = no limit. Beyond it HTTP 429 rate_limited.",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -15,7 +15,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.wrappers import Request
 from werkzeug.exceptions import HTTPException
 
-from analytic import __version__
+from analytic import __version__, auth
 from analytic.errors import AnalyticError, BadRequest, TooLarge
 from analytic.household import HouseholdService, build_household
 from analytic.schemas import (
@@ -29,6 +29,7 @@ from analytic.schemas import (
 from analytic.service import VerificationService
 from analytic.web_analysis import ANALYSIS_KEY, analysis_api
 from analytic.web_household import HOUSEHOLD_KEY, household_api
+from analytic.web_openapi import openapi_api
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ def create_app(
     app.register_blueprint(household_api)
     app.extensions[ANALYSIS_KEY] = service.analysis
     app.register_blueprint(analysis_api)
+    auth.install(app, service.settings)  # tokens, rate limit, concurrency gate
+    app.register_blueprint(openapi_api)
     app.register_error_handler(AnalyticError, _analytic_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -170,7 +173,8 @@ def _error(status: int, code: str, message: str) -> Any:
 
 def _analytic_error(exc: AnalyticError) -> Any:
     log.info("refused", extra={"event": "refused", "code": exc.code, "status": exc.status})
-    return _error(exc.status, exc.code, exc.message)
+    body, status = _error(exc.status, exc.code, exc.message)
+    return body, status, exc.headers or {}
 
 
 def _http_error(exc: HTTPException) -> Any:

@@ -150,6 +150,7 @@ class BusAdapter:
         self._pool = WorkerPool(self.settings.mqtt_workers, self.settings.mqtt_queue_size)
         self._recent = RecentRequests(self.settings.mqtt_dedup_window_s)
         self._connected = threading.Event()
+        self._subscribe_mid: int | None = None
         self._lock = threading.Lock()
         # Connection generations tell a worker whether the message it holds can still be
         # acknowledged (packet ids belong to one connection) or will be re-delivered anyway.
@@ -243,6 +244,7 @@ class BusAdapter:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _on_connect(
@@ -278,14 +280,11 @@ class BusAdapter:
                             extra={"event": "bus_streams_off", "group": self.topics.share_group})
             if self.topics.ha_status:
                 subscriptions.append((self.topics.ha_status, SubscribeOptions(qos=1)))
-            client.subscribe(subscriptions)
+            _, self._subscribe_mid = client.subscribe(subscriptions)
             if self.topics.share_group:
                 # A persistent session may still hold plain subscriptions from a run without
                 # a share group; they would hand this instance every request a second time.
                 client.unsubscribe([*self._kinds, *streams])
-            self._publish(self.topics.status, ONLINE, retain=True)
-            self._publish_discovery()
-            self._connected.set()
             log.info(
                 "bus connected",
                 extra={"event": "bus_connected", "session_present": flags.session_present,
@@ -293,6 +292,30 @@ class BusAdapter:
             )
         except Exception:  # an exception here would kill paho's network thread
             log.exception("bus on_connect failed", extra={"event": "bus_callback_failed"})
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[mqtt.ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        """Only once the broker has acknowledged the request subscriptions is the analytic
+        ready: a request published before that would match no subscription and be lost, so
+        ``online`` (which devices may wait for) and ``wait_connected`` come after the SUBACK."""
+        if mid != self._subscribe_mid:
+            return
+        try:
+            refused = [str(code) for code in reason_codes if code.is_failure]
+            if refused:
+                log.error("bus subscription refused",
+                          extra={"event": "bus_subscribe_refused", "reasons": refused})
+            self._publish(self.topics.status, ONLINE, retain=True)
+            self._publish_discovery()
+            self._connected.set()
+        except Exception:  # an exception here would kill paho's network thread
+            log.exception("bus on_subscribe failed", extra={"event": "bus_callback_failed"})
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         log.warning("bus broker unreachable, retrying",
