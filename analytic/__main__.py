@@ -115,6 +115,8 @@ def serve(service: VerificationService) -> int:
     from analytic.auth import bind_refusal, log_access_mode
     from analytic.household import build_household
     from analytic.server import make_server
+    from analytic.voiceprints.crypto import VoiceprintKeyError
+    from analytic.voiceprints.store import StoreError
     from analytic.web import create_app
 
     settings = service.settings
@@ -123,7 +125,13 @@ def serve(service: VerificationService) -> int:
         print(f"voicegate: {refusal}", file=sys.stderr)
         return 2
     log_access_mode(settings)
-    household = build_household(service)  # opens the store: a locked store stops start-up
+    try:
+        household = build_household(service)  # opens the store: a bad store stops start-up
+    except (StoreError, VoiceprintKeyError) as exc:
+        log.error("voiceprint store unusable", extra={"event": "refused_to_start",
+                                                      "reason": str(exc)})
+        print(f"voicegate: {exc}", file=sys.stderr)
+        return 2
     adapter = None
     try:
         if settings.mqtt_enabled:

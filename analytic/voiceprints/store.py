@@ -290,6 +290,9 @@ class SqliteVoiceprintStore(SqlVoiceprintStore):
         self._lock = threading.Lock()
         try:
             self._initialise()
+        except sqlite3.Error as exc:  # not a database, locked for too long, read-only, ...
+            self._conn.close()
+            raise StoreError(f"cannot use the voiceprint store {self.path}: {exc}") from None
         except BaseException:
             self._conn.close()
             raise
