@@ -216,3 +216,25 @@ def test_hostile_ids_in_the_sifis_path_are_never_a_5xx(server, ids):
     path = f"/speaker_verification/a.wav/b.wav/{ids[0]}/{ids[1]}/{ids[2]}"
     files = {"file1": ("a", b"junk"), "file2": ("b", b"junk")}
     assert_not_5xx(requests.post(server + path, files=files, timeout=TIMEOUT))
+
+
+# --- compressed bodies ------------------------------------------------------------------------
+
+def test_a_gzip_bomb_body_is_never_inflated(server):
+    """A multipart body sent gzip-encoded, inflating to ~1 GB of zeros: Werkzeug enforces the
+    body limit while reading an encoded body, so this is a quick 4xx, never a 1 GB buffer."""
+    import gzip
+    import io
+
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9) as bomb:
+        zeros = b"\0" * (1024 * 1024)
+        for _ in range(1024):
+            bomb.write(zeros)
+    body = buffer.getvalue()
+    assert len(body) < 2 * 1024 * 1024  # it fits under the body limit, compressed
+    response = requests.post(
+        server + "/speaker_verification", data=body, timeout=TIMEOUT,
+        headers={"Content-Type": "multipart/form-data; boundary=x", "Content-Encoding": "gzip"},
+    )
+    assert assert_json_4xx(response) in {"too_large", "missing_file", "bad_request"}
