@@ -23,10 +23,8 @@ one of hers), in a throw-away voiceprint store; the in-process figure inside is
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import socket
-import statistics
 import sys
 import tempfile
 import threading
@@ -36,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,28 +43,13 @@ from analytic.household import build_household  # noqa: E402
 from analytic.schemas import EnrolOptions  # noqa: E402
 from analytic.service import VerificationService  # noqa: E402
 from analytic.settings import Settings  # noqa: E402
+from bench.verify import CLIPS, four_second_wav, percentiles  # noqa: E402
 from bus_adapter.adapter import BusAdapter  # noqa: E402
 from bus_adapter.messages import AudioFile, IdentifyRequest, VerificationRequest  # noqa: E402
 from tests.mqtt_broker import BusProbe, MosquittoBroker  # noqa: E402  (test helper, reused)
 
-CLIPS = [ROOT / "tests/data/librispeech/2609-156975-0000.flac",
-         ROOT / "tests/data/librispeech/2609-156975-0001.flac"]
 OTHER_MEMBER = ROOT / "tests/data/librispeech/3331-159605-0005.flac"  # --kind identify
-CLIP_SECONDS = 4.0
 WARMUP = 3
-
-
-def four_second_wav(path: Path) -> bytes:
-    samples, rate = sf.read(path, dtype="float32")
-    buffer = io.BytesIO()
-    sf.write(buffer, samples[: int(CLIP_SECONDS * rate)], rate, format="WAV")
-    return buffer.getvalue()
-
-
-def percentiles(samples_ms: list[float]) -> str:
-    ordered = sorted(samples_ms)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return f"p50 {statistics.median(ordered):6.1f} ms   p95 {p95:6.1f} ms   (n={len(ordered)})"
 
 
 def report(label: str, samples_ms: list[float]) -> None:
