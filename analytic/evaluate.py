@@ -47,6 +47,28 @@ class Report:
     scores: np.ndarray | None = field(default=None, repr=False, compare=False)
     is_target: np.ndarray | None = field(default=None, repr=False, compare=False)
 
+    @classmethod
+    def of(cls, scores: np.ndarray, is_target: np.ndarray, threshold: float,
+           trials: int, files: int) -> Report:
+        """Every figure from the scores; refuses a list without both kinds of trial."""
+        if is_target.all() or not is_target.any():
+            raise ValueError("the trial list needs both target and non-target trials")
+        eer, eer_threshold = equal_error(scores, is_target)
+        false_accept, false_reject = error_rates(scores, is_target, [threshold])
+        return cls(
+            trials=trials,
+            targets=int(is_target.sum()),
+            files=files,
+            eer=eer,
+            eer_threshold=eer_threshold,
+            threshold=threshold,
+            false_accept=float(false_accept[0]),
+            false_reject=float(false_reject[0]),
+            min_dcf=min_dcf(scores, is_target),
+            scores=scores,
+            is_target=is_target,
+        )
+
     def lines(self, encoder: str) -> list[str]:
         return [
             f"encoder: {encoder}",
@@ -153,24 +175,9 @@ def evaluate(
     scores, is_target, bandwidth = score_trials(
         service, trials, root, sample_rate, test_sample_rate, progress
     )
-    if is_target.all() or not is_target.any():
-        raise ValueError("the trial list needs both target and non-target trials")
-    eer, eer_threshold = equal_error(scores, is_target)
     threshold = service.threshold_for(bandwidth) if threshold is None else threshold
-    false_accept, false_reject = error_rates(scores, is_target, [threshold])
-    return Report(
-        trials=len(trials),
-        targets=int(is_target.sum()),
-        files=len({t.enroll for t in trials} | {t.test for t in trials}),
-        eer=eer,
-        eer_threshold=eer_threshold,
-        threshold=threshold,
-        false_accept=float(false_accept[0]),
-        false_reject=float(false_reject[0]),
-        min_dcf=min_dcf(scores, is_target),
-        scores=scores,
-        is_target=is_target,
-    )
+    files = len({t.enroll for t in trials} | {t.test for t in trials})
+    return Report.of(scores, is_target, threshold, len(trials), files)
 
 
 # --- household scoring: multi-sample enrolment and AS-norm (docs/household.md) ---------------
@@ -258,24 +265,7 @@ def evaluate_enrolment(
     prints = embed_files(service, names, root, sample_rate, progress)
     scores = score_enrolment_trials(prints, expanded, setup, norm)
     is_target = np.array([t.target for t in expanded], dtype=bool)
-    if is_target.all() or not is_target.any():
-        raise ValueError("the trial list needs both target and non-target trials")
     if threshold is None:
         threshold = (ASNORM_THRESHOLDS.get(service.encoder.name, 0.0) if norm is not None
                      else service.default_threshold)
-    eer, eer_threshold = equal_error(scores, is_target)
-    false_accept, false_reject = error_rates(scores, is_target, [threshold])
-    report = Report(
-        trials=len(expanded),
-        targets=int(is_target.sum()),
-        files=len(names),
-        eer=eer,
-        eer_threshold=eer_threshold,
-        threshold=threshold,
-        false_accept=float(false_accept[0]),
-        false_reject=float(false_reject[0]),
-        min_dcf=min_dcf(scores, is_target),
-        scores=scores,
-        is_target=is_target,
-    )
-    return report, setup.line(detail)
+    return Report.of(scores, is_target, threshold, len(expanded), len(names)), setup.line(detail)

@@ -24,6 +24,21 @@ MALE_STRANGER = DATA / "3005-163389-0001.flac"
 FEMALE_STRANGER = DATA / "367-130732-0001.flac"
 
 
+def write_fixture_trials(path: Path) -> Path:
+    """Every pair of the 8 fixture clips as a trial list (6 target, 22 non-target)."""
+    import csv
+
+    files = [*MALE_A, *FEMALE_A, MALE_STRANGER, FEMALE_STRANGER]
+    speaker = {p: p.name.split("-")[0] for p in files}
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["enroll", "test", "target"])
+        for i, a in enumerate(files):
+            for b in files[i + 1:]:
+                writer.writerow([a.name, b.name, int(speaker[a] == speaker[b])])
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -4,7 +4,6 @@ stderr only for a terminal, and ``evaluate --plots`` writing real PNG files."""
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import subprocess
@@ -19,7 +18,12 @@ from analytic.cli_analysis import analyze_command
 from analytic.cli_output import emit, progress_bars, render_pretty, wants_progress
 from analytic.service import VerificationService
 from analytic.settings import Settings
-from tests.conftest import DATA, FEMALE_A, FEMALE_STRANGER, MALE_A, MALE_STRANGER
+from tests.conftest import (
+    DATA,
+    FEMALE_A,
+    MALE_A,
+    write_fixture_trials,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -129,15 +133,7 @@ def test_enroll_and_identify_pretty(ge2e, capsys, tmp_path: Path):
 
 
 def test_evaluate_writes_a_det_curve_and_a_histogram(tmp_path: Path):
-    files = [*MALE_A, *FEMALE_A, MALE_STRANGER, FEMALE_STRANGER]
-    speaker = {p: p.name.split("-")[0] for p in files}
-    trials = tmp_path / "trials.csv"
-    with trials.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["enroll", "test", "target"])
-        for i, a in enumerate(files):
-            for b in files[i + 1:]:
-                writer.writerow([a.name, b.name, int(speaker[a] == speaker[b])])
+    trials = write_fixture_trials(tmp_path / "trials.csv")
     plots = tmp_path / "plots"
     done = run("evaluate", "--trials", str(trials), "--root", str(DATA), "--plots", str(plots))
     assert done.returncode == 0, done.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,10 @@ import numpy as np
 import pytest
 
 from analytic.evaluate import equal_error, error_rates, min_dcf
-from tests.conftest import DATA, FEMALE_A, FEMALE_STRANGER, MALE_A, MALE_STRANGER
+from tests.conftest import (
+    DATA,
+    write_fixture_trials,
+)
 
 
 def test_perfect_separation_has_zero_eer_and_a_threshold_between_the_classes():
@@ -42,15 +44,7 @@ def test_overlapping_scores_give_the_crossing_point():
 
 
 def test_evaluate_command_on_fixture_trials(tmp_path: Path):
-    files = [*MALE_A, *FEMALE_A, MALE_STRANGER, FEMALE_STRANGER]
-    speaker = {p: p.name.split("-")[0] for p in files}
-    trials = tmp_path / "trials.csv"
-    with trials.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["enroll", "test", "target"])
-        for i, a in enumerate(files):
-            for b in files[i + 1:]:
-                writer.writerow([a.name, b.name, int(speaker[a] == speaker[b])])
+    trials = write_fixture_trials(tmp_path / "trials.csv")
     done = subprocess.run(
         [sys.executable, "-m", "analytic", "evaluate", "--trials", str(trials),
          "--root", str(DATA)],
