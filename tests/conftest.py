@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from analytic.service import VerificationService
 from analytic.settings import Settings
 from analytic.web import create_app
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "librispeech"
 
 # LibriSpeech test-other speakers (CC BY 4.0, see LICENSES/ and tests/data/README.md).
@@ -103,6 +105,18 @@ def mqtt_broker(tmp_path) -> Iterator:
         yield broker
     finally:
         broker.kill()
+
+
+@pytest.fixture
+def new_files_removed() -> Iterator[None]:
+    """The README's examples write request.json, clip.pcm, chunk.* where the reader stands, the
+    repository's root; remove what they add, and only that."""
+    before = set(os.listdir(REPO_ROOT))
+    yield
+    for name in set(os.listdir(REPO_ROOT)) - before:
+        path = REPO_ROOT / name
+        if path.is_file():
+            path.unlink()
 
 
 # --- household voiceprints: one store fixture, run on SQLite and on the real PostgreSQL ---

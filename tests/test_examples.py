@@ -1,9 +1,10 @@
 """The Home Assistant and Node-RED examples use the topics and fields the analytic publishes.
 
-Neither tool runs here, so the examples are checked statically: parsed, and every topic, id and
-field they name compared with what ``bus_adapter`` builds (``Topics``, ``speaker_discovery``,
-``SpeakerState``, ``VerificationResult``), so a renamed topic or field breaks a test rather
-than a user's automation.
+Checked here statically, in a second: parsed, and every topic, id and field they name compared
+with what ``bus_adapter`` builds (``Topics``, ``speaker_discovery``, ``SpeakerState``,
+``VerificationResult``), so a renamed topic or field breaks a test naming it. Both are also run
+for real: the flow in Node-RED (tests/test_node_red.py), the automation in Home Assistant
+(tests/test_home_assistant.py).
 """
 
 from __future__ import annotations

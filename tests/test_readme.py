@@ -1,0 +1,113 @@
+"""The README is a walk-through that works: every example in it runs, as written, in order.
+
+A new user clones the repository, runs ``script/run`` and types the README's commands into a
+terminal. ``walk`` (``tests/walkthrough.py``) does the same: it starts the service with the
+README's own ``script/run`` (so that set-up is exercised too) beside a Mosquitto of its own,
+feeds every shell block to one bash in document order, and checks each block's answers, on
+its own output and on the "watch in another shell" subscribers, against what the README says
+they will be. Only the ports differ from what a reader types.
+
+Every indented block of the README needs an entry in ``EXAMPLES``, matched by text only it holds,
+so an example added without a check fails ``test_every_readme_example_has_a_check``. The few
+that are not commands to run here (a directory listing, a config excerpt, a synopsis) say where
+they are checked instead.
+"""
+
+from __future__ import annotations
+
+from tests.walkthrough import (
+    ROOT,
+    Example,
+    check_every_block_has_an_example,
+    paired,
+    walk,
+)
+
+README = ROOT / "README.md"
+
+EXAMPLES = [
+    Example("script/run      #", "service"),
+    Example("-F file1=@tests/data/librispeech/2609-156975-0000.flac", "shell",
+            output=(r'"decision": ?true', r'"result": ?"Same Speaker"',
+                    r'"bandwidth": ?"wideband"')),
+    Example("apt-get install mosquitto mosquitto-clients", "elsewhere",
+            why="script/test (which CI runs) installs both with this apt-get line when missing; "
+                "this test starts its own Mosquitto"),
+    Example(". .venv/bin/activate", "shell"),
+    Example("mosquitto_sub -t 'voicegate/verification/result' -t 'voicegate/error' -v", "watch"),
+    Example("--request-id door-1", "shell",
+            output=(r'"request_id": ?"door-1"', r'"decision": ?true'),
+            watched=(r'(?m)^voicegate/verification/result \{"decision":true,'
+                     r'.*"request_id":"door-1"',)),
+    Example('"request_id":"door-2"', "shell",
+            watched=(r'(?m)^voicegate/verification/result \{"decision":false,'
+                     r'"result":"Different Speaker",.*"request_id":"door-2"',)),
+    Example("--request-id door-3", "shell",
+            output=(r'(?m)^voicegate/reply/hall hall-42 \{"decision":true,'
+                    r'.*"request_id":"door-3"',)),
+    Example("mosquitto_sub -t voicegate/status -C 1 -v", "shell", status=27,
+            output=(r"(?m)^voicegate/status online$",
+                    r"(?m)^homeassistant/binary_sensor/voicegate/last_decision/config \{",
+                    r"(?m)^homeassistant/sensor/voicegate/last_score/config \{")),
+    Example("mosquitto_sub -t 'voicegate/+/result' -t voicegate/error -t 'voicegate/speaker/+' -v",
+            "watch"),
+    Example('"request_id":"enrol-dad"', "shell",
+            watched=(r'(?m)^voicegate/enrollment/result \{.*"request_id":"enrol-dad"',
+                     r'(?m)^voicegate/enrollment/result \{.*"request_id":"enrol-mum"')),
+    Example('"request_id":"who-1"', "shell",
+            watched=(r'(?m)^voicegate/identify/result \{"match":"dad",.*"site":"kitchen"',
+                     r'(?m)^voicegate/speaker/kitchen \{"speaker":"dad","score":')),
+    Example('"request_id":"who-2"', "shell",
+            output=(r'(?m)^voicegate/reply/hall hall-7 \{"match":null,"decision":false,',)),
+    Example("mosquitto_sub -t 'voicegate/speaker/+' -v -W 2", "shell", status=27,
+            output=(r'(?m)^voicegate/speaker/kitchen \{"speaker":"dad",',
+                    r'(?m)^voicegate/speaker/hall \{"speaker":"unknown",',
+                    r"(?m)^homeassistant/sensor/voicegate/speaker_kitchen/config \{",
+                    r"(?m)^homeassistant/sensor/voicegate/speaker_hall/config \{")),
+    Example("split -b 32000 clip.pcm chunk.", "shell",
+            watched=(r'(?m)^voicegate/identify/result \{"match":"mum",.*"request_id":"stream-1"',
+                     r'(?m)^voicegate/speaker/hall \{"speaker":"mum",')),
+    Example('"request_id":"an-1"', "shell",
+            watched=(r'(?m)^voicegate/analysis/result \{'
+                     r'.*"male_fraction":1\.0.*"request_id":"an-1"',
+                     r'(?m)^voicegate/error \{"request_id":"an-2","code":"bad_output_period"')),
+    Example("VOICEGATE_MQTT_CLIENT_ID=voicegate-kitchen script/run", "instances"),
+    Example("librispeech_dev.csv --root ../shared/data/librispeech\n", "figures",
+            output=(r"EER: 0\.42% at threshold 0\.7239",
+                    r"at threshold 0\.7240: false accept 0\.40%, false reject 0\.44%",
+                    r"EER: 0\.84% at threshold 0\.7193",
+                    r"at threshold 0\.7240: false accept 0\.60%, false reject 0\.89%")),
+    Example("librispeech --sample-rate 8000", "figures",
+            output=(r"EER: 0\.05% at threshold 0\.7712", r"EER: 3\.21% at threshold 0\.7602")),
+    Example("python -m analytic serve [--host HOST]", "elsewhere",
+            why="a synopsis ([...] are options): tests/test_cli.py runs verify and evaluate, "
+                "tests/test_startup.py serve"),
+    Example("bus_adapter/     the MQTT door", "elsewhere",
+            why="a directory listing: test_the_layout_lists_what_is_there checks it"),
+    Example("# mosquitto.conf\nallow_anonymous false", "elsewhere",
+            why="an excerpt of a broker config: tests/test_bus_acl.py runs a Mosquitto with "
+                "these three lines and mosquitto/acl.example"),
+]
+
+
+def test_every_readme_example_has_a_check():
+    check_every_block_has_an_example(README, EXAMPLES)
+
+
+def test_the_layout_lists_what_is_there():
+    (block,) = [b for b, e in paired(README, EXAMPLES) if e.key.startswith("bus_adapter/")]
+    for line in block.text.splitlines():
+        name = line.split()[0]
+        assert (ROOT / name).exists(), f"README layout names {name}, which is not in the repo"
+
+
+def test_the_broker_excerpt_is_what_the_acl_test_runs():
+    (block,) = [b for b, e in paired(README, EXAMPLES) if e.key.startswith("# mosquitto.conf")]
+    acl_test = (ROOT / "tests" / "test_bus_acl.py").read_text()
+    for line in block.text.splitlines()[1:]:
+        directive = line.split()[0]
+        assert f"{directive} " in acl_test, f"tests/test_bus_acl.py does not set {directive}"
+
+
+def test_the_readme_walk_through(mqtt_broker, tmp_path, new_files_removed):
+    walk(README, EXAMPLES, mqtt_broker.port, tmp_path)
