@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """Terminate, then kill after ``grace`` seconds; its whole group when it leads one (a
+    ``bash -c`` wrapper and what it started)."""
+    if process.poll() is not None:
+        return
+    group = os.getpgid(process.pid) == process.pid
+
+    def send(signal: int) -> None:
+        os.killpg(process.pid, signal) if group else os.kill(process.pid, signal)
+
+    send(15)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        send(9)
+        process.wait(10)
 
 
 @pytest.fixture(scope="session", autouse=True)

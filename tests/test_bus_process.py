@@ -67,6 +67,23 @@ def wait_for_health(base_url: str, process: subprocess.Popen, timeout: float) ->
             time.sleep(0.2)
 
 
+def wait_for_bus(base_url: str, process: subprocess.Popen, timeout: float) -> None:
+    """Until the analytic's /health says its bus is connected (model loading comes first):
+    only then does an HTTP identification publish the speaker state."""
+    deadline = time.monotonic() + timeout
+    health: dict = {}
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the analytic exited"
+        try:
+            health = requests.get(f"{base_url}/health", timeout=5).json()
+            if health.get("bus") == "connected":
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the analytic's bus did not connect within {timeout} s: {health}")
+
+
 def retained_status(port: int) -> bytes:
     """What a client subscribing now is told (the retained message)."""
     with probe(port, STATUS) as fresh:

@@ -40,9 +40,9 @@ from string import Template
 import pytest
 import requests
 
-from tests.conftest import FEMALE_STRANGER, MALE_A, free_port
+from tests.conftest import FEMALE_STRANGER, MALE_A, free_port, stop_process
 from tests.mqtt_broker import BusProbe, Received
-from tests.test_bus_process import STARTUP, analytic_process
+from tests.test_bus_process import STARTUP, analytic_process, wait_for_bus
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTOMATION = ROOT / "examples" / "home-assistant" / "automation-known-speaker.yaml"
@@ -187,13 +187,7 @@ def home_assistant(config_dir: Path) -> Iterator[HassLog]:
         print(f"--- Home Assistant log (tail) ---\n{log.tail(80)}")  # shown on failure
         raise
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        stop_process(process, 30)
 
 
 def speaker_state(speaker: str, age: timedelta, analysis_id: str) -> str:
@@ -203,23 +197,6 @@ def speaker_state(speaker: str, age: timedelta, analysis_id: str) -> str:
         "speaker": speaker, "score": 4.2, "threshold": 3.07, "analysis_id": analysis_id,
         "time": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     })
-
-
-def wait_for_bus(base_url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    """Until the analytic's /health says its bus is connected (model loading comes first):
-    only then does an HTTP identification publish the speaker state."""
-    deadline = time.monotonic() + timeout
-    health: dict = {}
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the analytic exited"
-        try:
-            health = requests.get(f"{base_url}/health", timeout=5).json()
-            if health.get("bus") == "connected":
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"the analytic's bus did not connect within {timeout} s: {health}")
 
 
 def identify(base_url: str, clip: Path) -> dict:

@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import websocket
 
-from tests.conftest import DATA, free_port
-from tests.test_bus_process import STARTUP, analytic_process
+from tests.conftest import DATA, free_port, stop_process
+from tests.test_bus_process import STARTUP, analytic_process, wait_for_bus
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW = ROOT / "examples" / "node-red" / "verification-router.json"
@@ -188,29 +187,7 @@ def node_red(user_dir: Path, broker_port: int) -> Iterator[EditorComms]:
     finally:
         if comms is not None:
             comms.close()
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-
-
-def wait_for_bus(base_url: str, process: subprocess.Popen, timeout: float) -> None:
-    """Until the analytic's /health says its bus is connected (model loading comes first)."""
-    deadline = time.monotonic() + timeout
-    health: dict = {}
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the analytic exited"
-        try:
-            health = requests.get(f"{base_url}/health", timeout=5).json()
-            if health.get("bus") == "connected":
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"the analytic's bus did not connect within {timeout} s: {health}")
+        stop_process(process)
 
 
 def publish_pair(pair: tuple[Path, Path], broker_port: int, request_id: str) -> dict:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, write_fixture_trials
+from tests.conftest import free_port, stop_process, write_fixture_trials
 from tests.markdown_blocks import Block, code_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,16 +205,6 @@ def wait_until_on_the_bus(process: subprocess.Popen[bytes], port: int, log: Path
         time.sleep(0.5)
 
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
-
-
 def figures_command(text: str, tmp: Path) -> tuple[str, bool]:
     """The figures come from ``../shared/data`` (not in the repository). Where it is missing,
     run the same commands on the fixture clips instead, so the commands still run."""
@@ -259,7 +249,7 @@ class Walk:
     def share_group(self, text: str, where: str) -> None:
         """Each line is an instance; with the first service stopped, only they can answer."""
         for service in self.services:
-            stop(service)
+            stop_process(service)
         for line in text.splitlines():
             self.start(line, free_port())
         for n in range(4):
@@ -288,7 +278,7 @@ class Walk:
     def close(self) -> None:
         self.shell.close()
         for process in [w.process for w in self.watchers] + self.services:
-            stop(process)
+            stop_process(process)
 
 
 def walk(document: Path, examples: list[Example], broker_port: int, tmp_path: Path) -> None:
