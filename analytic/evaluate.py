@@ -43,6 +43,7 @@ class Report:
     false_accept: float
     false_reject: float
     min_dcf: float
+    d_prime: float
     # Every trial's score and class, kept for plots (``evaluate --plots``); not printed.
     scores: np.ndarray | None = field(default=None, repr=False, compare=False)
     is_target: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -65,6 +66,7 @@ class Report:
             false_accept=float(false_accept[0]),
             false_reject=float(false_reject[0]),
             min_dcf=min_dcf(scores, is_target),
+            d_prime=d_prime(scores, is_target),
             scores=scores,
             is_target=is_target,
         )
@@ -78,6 +80,7 @@ class Report:
             f"at threshold {self.threshold:.4f}: false accept {100 * self.false_accept:.2f}%, "
             f"false reject {100 * self.false_reject:.2f}%",
             f"minDCF (p_target={P_TARGET}, c_miss=c_fa=1): {self.min_dcf:.4f}",
+            f"d': {self.d_prime:.2f}",
         ]
 
 
@@ -151,6 +154,14 @@ def equal_error(scores: np.ndarray, is_target: np.ndarray) -> tuple[float, float
     upper = candidates[best]
     lower = candidates[best - 1] if best > 0 else upper
     return float(eer), float((upper + lower) / 2)
+
+
+def d_prime(scores: np.ndarray, is_target: np.ndarray) -> float:
+    """How far apart the target and non-target scores lie, in their pooled standard deviation:
+    unlike the EER it still tells two set-ups apart once both separate every trial."""
+    targets, impostors = scores[is_target], scores[~is_target]
+    spread = np.sqrt((targets.var() + impostors.var()) / 2)
+    return float((targets.mean() - impostors.mean()) / spread)
 
 
 def min_dcf(scores: np.ndarray, is_target: np.ndarray, p_target: float = P_TARGET) -> float:

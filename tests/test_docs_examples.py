@@ -107,6 +107,20 @@ HOUSEHOLD_TABLE = (
     figures("test", f"{ASNORM_3} --enroll-model centroid", "0.00", "2.9345", ASNORM,
             "0.00", "0.44", "0.0000"),
 )
+
+
+def top_k(k: int, eer: str, min_dcf: str, d_prime: str) -> str:
+    """One run of the top-k loop: a row of the "How these were chosen" table."""
+    return (rf"(?m)^== top-k {k}\n(?:(?!== ).*\n)*?EER: {re.escape(eer)}% at threshold .*\n"
+            rf".*\nminDCF \(p_target=0\.01, c_miss=c_fa=1\): {re.escape(min_dcf)}\n"
+            rf"d': {re.escape(d_prime)}\n")
+
+
+TOP_K_TABLE = (
+    top_k(25, "0.10", "0.0089", "5.37"), top_k(50, "0.10", "0.0089", "5.52"),
+    top_k(100, "0.05", "0.0044", "5.66"), top_k(150, "0.00", "0.0000", "5.64"),
+    top_k(200, "0.00", "0.0000", "5.66"), top_k(251, "0.00", "0.0000", "5.68"),
+)
 # Without ../shared/data the harness runs figures commands on the 8 fixture clips instead; the
 # loop's 3-utterance enrolments need 4 clips of a speaker, which the fixtures do not have.
 FIGURES_KIND = "figures" if (ROOT / SHARED_LIBRISPEECH).is_dir() else "elsewhere"
@@ -126,6 +140,8 @@ EXAMPLES_HOUSEHOLD = [
                     r'\s*5\.575,\s*"speech_s":\s*4\.83')),
     Example("367-130732-0001.flac http://127.0.0.1:7070/identify", "shell",
             output=(r'"match":\s*null,\s*"decision":\s*false', r'"enrolled":\s*2')),
+    Example("for k in 25 50 100 150 200 251; do", FIGURES_KIND, output=TOP_K_TABLE,
+            why="needs LibriSpeech test-other in ../shared/data/librispeech"),
     Example("for half in dev test; do", FIGURES_KIND, output=HOUSEHOLD_TABLE,
             why="needs LibriSpeech test-other in ../shared/data/librispeech"),
     Example("python -m analytic enroll bob", "shell",

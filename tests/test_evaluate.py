@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytic.evaluate import equal_error, error_rates, min_dcf
+from analytic.evaluate import d_prime, equal_error, error_rates, min_dcf
 from tests.conftest import (
     DATA,
     write_fixture_trials,
@@ -43,6 +44,17 @@ def test_overlapping_scores_give_the_crossing_point():
     assert threshold == pytest.approx(0.0, abs=0.05)
 
 
+def test_d_prime_is_the_mean_gap_in_pooled_standard_deviations():
+    rng = np.random.default_rng(1)
+    target, nontarget = rng.normal(1, 1, 4000), rng.normal(-1, 1, 4000)
+    is_target = np.arange(8000) < 4000
+    assert d_prime(np.concatenate([target, nontarget]), is_target) == pytest.approx(2, abs=0.1)
+    # one class twice as spread: the gap is measured in sqrt((1 + 4) / 2)
+    wide = rng.normal(-1, 2, 4000)
+    assert d_prime(np.concatenate([target, wide]), is_target) == pytest.approx(
+        2 / np.sqrt(2.5), abs=0.1)
+
+
 def test_evaluate_command_on_fixture_trials(tmp_path: Path):
     trials = write_fixture_trials(tmp_path / "trials.csv")
     done = subprocess.run(
@@ -54,3 +66,4 @@ def test_evaluate_command_on_fixture_trials(tmp_path: Path):
     assert "trials: 28 (6 target, 22 non-target) over 8 files" in done.stdout
     assert "EER: 0.00%" in done.stdout
     assert "false accept 0.00%, false reject 0.00%" in done.stdout
+    assert re.search(r"^d': \d+\.\d\d$", done.stdout, re.MULTILINE)
