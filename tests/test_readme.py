@@ -26,6 +26,8 @@ from tests.walkthrough import (
 README = ROOT / "README.md"
 
 EXAMPLES = [
+    # Its first line starts the service; its second, script/test, is what CI runs (.ci/run),
+    # and so what runs this test.
     Example("script/run      #", "service"),
     Example("-F file1=@tests/data/librispeech/2609-156975-0000.flac", "shell",
             output=(r'"decision": ?true', r'"result": ?"Same Speaker"',
