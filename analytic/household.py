@@ -34,13 +34,12 @@ from analytic.schemas import (
     EnrolmentList,
     EnrolmentResult,
     EnrolOptions,
-    FileReport,
     HouseholdOptions,
     HouseholdVerification,
     Identification,
 )
 from analytic.scorenorm import ASNORM_THRESHOLDS, AsNorm, load_cohort
-from analytic.service import VerificationService
+from analytic.service import VerificationService, file_report
 from analytic.settings import Settings
 from analytic.streams import StreamRegistry
 from analytic.voiceprints.crypto import Sealer, load_key
@@ -122,7 +121,7 @@ class HouseholdService:
             request_id=options.request_id,
             analysis_id=str(uuid.uuid4()),
             analyzer_id=self.settings.analyzer_id,
-            files=reports(clips),
+            files=[file_report(clip) for clip in clips],
         )
         self._event("enrolled", result, external_id=result.external_id,
                     samples_added=result.samples_added, sample_count=result.sample_count,
@@ -191,7 +190,7 @@ class HouseholdService:
             requestor_type=options.requestor_type,
             analysis_id=str(uuid.uuid4()),
             analyzer_id=self.settings.analyzer_id,
-            files=reports([clip]),
+            files=[file_report(clip)],
         )
         self._event("verified", result, kind="household", external_id=external_id,
                     decision=result.decision, score=result.score, threshold=threshold,
@@ -230,7 +229,7 @@ class HouseholdService:
             site=options.site,
             analysis_id=str(uuid.uuid4()),
             analyzer_id=self.settings.analyzer_id,
-            files=reports([clip]),
+            files=[file_report(clip)],
         )
         self._event("identified", result, match=result.match, decision=known,
                     score=result.score, threshold=threshold, score_norm=result.score_norm,
@@ -254,14 +253,6 @@ class HouseholdService:
 
     def close(self) -> None:
         self.store.close()
-
-
-def reports(clips: list[Clip]) -> list[FileReport]:
-    return [
-        FileReport(name=clip.name, duration_s=round(clip.duration_s, 3),
-                   speech_s=round(clip.speech_s, 3), sample_rate=clip.sample_rate)
-        for clip in clips
-    ]
 
 
 def info_model(stored: VoiceprintInfo | Voiceprint, export: bool = False) -> EnrolmentInfo:

@@ -82,13 +82,7 @@ class VerificationService:
             analysis_id=str(uuid.uuid4()),
             analyzer_id=self.settings.analyzer_id,
             files=[
-                FileReport(
-                    name=clip.name,
-                    duration_s=round(clip.duration_s, 3),
-                    speech_s=round(clip.speech_s, 3),
-                    sample_rate=clip.sample_rate,
-                    **description,
-                )
+                file_report(clip, description)
                 for clip, description in zip(clips, descriptions, strict=True)
             ],
         )
@@ -117,3 +111,11 @@ class VerificationService:
 def pair_bandwidth(clips: list[Clip]) -> int:
     """The sample rate both recordings of a pair can be compared at (at most 16 kHz)."""
     return min(TARGET_RATE, *(clip.sample_rate for clip in clips))
+
+
+def file_report(clip: Clip, description: dict | None = None) -> FileReport:
+    """What every result says of one recording (pair verification and the household alike):
+    the file as sent, the speech kept of it, and its gender and arousal when described."""
+    return FileReport(name=clip.name, duration_s=round(clip.duration_s, 3),
+                      speech_s=round(clip.speech_s, 3), sample_rate=clip.sample_rate,
+                      **(description or {}))

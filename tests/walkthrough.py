@@ -20,13 +20,11 @@ to a document without a check fails the suite (``check_every_block_has_an_exampl
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +32,7 @@ import pytest
 
 from tests.conftest import free_port, stop_process, write_fixture_trials
 from tests.markdown_blocks import Block, code_blocks
+from tests.test_bus_process import wait_for_bus
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_LIBRISPEECH = "../shared/data/librispeech"
@@ -181,14 +180,6 @@ class ReaderShell:
         self.process.wait()
 
 
-def health(port: int) -> dict | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-            return json.load(response)
-    except OSError:
-        return None
-
-
 def start_service(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """``command`` (a README line) in the background, its output in ``log``."""
     with log.open("wb") as handle:
@@ -197,12 +188,12 @@ def start_service(command: str, env: dict[str, str], log: Path) -> subprocess.Po
 
 
 def wait_until_on_the_bus(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while (state := health(port)) is None or state.get("bus") != "connected":
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the service did not come up on the bus (health {state}); its output:\n"
-                        f"{log.read_text()[-4000:]}")
-        time.sleep(0.5)
+    """``wait_for_bus``, with what the service printed when it does not get there."""
+    try:
+        wait_for_bus(f"http://127.0.0.1:{port}", process, START_TIMEOUT_S)
+    except AssertionError as failure:
+        pytest.fail(f"the service did not come up on the bus ({failure}); its output:\n"
+                    f"{log.read_text()[-4000:]}")
 
 
 def figures_command(text: str, tmp: Path) -> tuple[str, bool]:
