@@ -351,16 +351,22 @@ def test_http_serves_without_a_broker_and_the_bus_comes_up_with_it(tmp_path, ge2
 
 def test_home_assistant_discovery_and_sifis_result(mqtt_broker, ge2e):
     settings = bus_settings(mqtt_broker, mqtt_sifis_topic="sifis/results")
-    with running(VerificationService(settings, ge2e)), \
-            probe(mqtt_broker.port, "homeassistant/+/voicegate/+/config", "sifis/results") as bus:
-        configs = bus.wait_for(lambda m: m.topic.endswith("/config"), WAIT, count=2)
-        assert all(m.retain for m in configs)
-        # Home Assistant restarted: it says so, and gets the configs again.
-        bus.publish("homeassistant/status", "online")
-        bus.wait_for(lambda m: m.topic.endswith("/config") and not m.retain, WAIT, count=2)
+    discovery = "homeassistant/+/voicegate/+/config"
+    with running(VerificationService(settings, ge2e)):
+        # ``running`` returns once the configs are queued, not delivered: a probe subscribed
+        # in time gets them live, without the retain flag. Wait until they reach the broker,
+        # then subscribe anew, as Home Assistant starting later would.
+        with probe(mqtt_broker.port, discovery) as first:
+            first.wait_for(lambda m: m.topic.endswith("/config"), WAIT, count=2)
+        with probe(mqtt_broker.port, discovery, "sifis/results") as bus:
+            configs = bus.wait_for(lambda m: m.topic.endswith("/config"), WAIT, count=2)
+            assert all(m.retain for m in configs)
+            # Home Assistant restarted: it says so, and gets the configs again.
+            bus.publish("homeassistant/status", "online")
+            bus.wait_for(lambda m: m.topic.endswith("/config") and not m.retain, WAIT, count=2)
 
-        bus.publish(REQUEST, same_pair("for-sifis"))
-        (sifis,) = bus.wait_for(lambda m: m.topic == "sifis/results", WAIT)
+            bus.publish(REQUEST, same_pair("for-sifis"))
+            (sifis,) = bus.wait_for(lambda m: m.topic == "sifis/results", WAIT)
 
     by_kind = {m.topic.split("/")[1]: json.loads(m.payload) for m in configs}
     assert set(by_kind) == {"binary_sensor", "sensor"}
