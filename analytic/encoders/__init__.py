@@ -13,7 +13,12 @@ import numpy as np
 
 from analytic.settings import Settings
 
-ENCODER_NAMES = ("ge2e", "ecapa")
+ENCODER_NAMES = ("campplus", "ge2e", "ecapa")
+
+
+class ModelUnavailable(RuntimeError):
+    """The configured encoder cannot be loaded (missing package, wrong weight file): a
+    deployment fault that stops start-up with a message naming the fix, not a client error."""
 
 
 class SpeakerEncoder(Protocol):
@@ -48,6 +53,10 @@ def load_encoder(settings: Settings) -> SpeakerEncoder:
     # OpenMP the setting is per thread, so analytic/__init__.py also sets OMP_NUM_THREADS,
     # which every thread inherits, before torch is first imported.
     torch.set_num_threads(settings.torch_threads)
+    if settings.encoder == "campplus":
+        from analytic.encoders.campplus import CamPlusPlusEncoder
+
+        return CamPlusPlusEncoder()
     if settings.encoder == "ge2e":
         from analytic.encoders.ge2e import Ge2eEncoder
 
