@@ -44,8 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--pretty", action="store_true", help="a readable table, not JSON")
 
     evaluate = commands.add_parser("evaluate", help="EER, error rates and minDCF of a trial list")
-    evaluate.add_argument("--trials", type=Path, required=True, help="CSV: enroll,test,target")
-    evaluate.add_argument("--root", type=Path, required=True, help="folder the paths start in")
+    evaluate.add_argument("--trials", type=Path, help="CSV: enroll,test,target")
+    evaluate.add_argument("--root", type=Path, help="folder the paths start in")
+    # --- the household, open set (analytic/openset.py) ---
+    evaluate.add_argument("--household", metavar="CORPUS",
+                          help="open-set household figures on one corpus of --data (instead "
+                          "of --trials): members named, told unknown, confused; strangers named")
+    evaluate.add_argument("--data", type=Path, default=Path("../shared/data"),
+                          help="--household: the folder holding the corpora (../shared/data)")
+    evaluate.add_argument("--half", choices=("dev", "test"), default="test",
+                          help="--household: which speaker half (bench/splits) to draw from")
+    evaluate.add_argument("--members", default="1,3,5,10,20", metavar="M,...",
+                          help="--household: household sizes")
+    evaluate.add_argument("--enroll", default="1,3", metavar="K,...",
+                          help="--household: enrolment clips per member")
+    evaluate.add_argument("--households", type=int, default=20,
+                          help="--household: households drawn (seeded) per size")
+    evaluate.add_argument("--cache", type=Path, metavar="DIR",
+                          help="--household: keep embeddings in DIR between runs")
     evaluate.add_argument("--threshold", type=float, help="report error rates at this threshold")
     evaluate.add_argument("--sample-rate", type=int,
                           help="re-sample every file to this rate first (8000: telephone audio)")
@@ -96,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         return analyze_command(service, args)
     if args.command in ("enroll", "identify"):
         return household_command(service, args)
+    if args.household:
+        return evaluate_openset(service, args)
+    if args.trials is None or args.root is None:
+        print("voicegate: evaluate needs --trials and --root, or --household CORPUS",
+              file=sys.stderr)
+        return 2
     if args.norm != "none" or args.enroll_samples != 1 or args.top_k:
         return evaluate_household(service, args)
     return evaluate(service, args.trials, args.root, args.threshold, args.sample_rate,
@@ -256,6 +278,50 @@ def evaluate_household(service: VerificationService, args: argparse.Namespace) -
                                          read_speakers(args.trials), evaluation_progress(args))
     print("\n".join([*report.lines(service.encoder.name), scoring,
                      *write_plots(report, args.trials, args)]))
+    return 0
+
+
+def evaluate_openset(service: VerificationService, args: argparse.Namespace) -> int:
+    """``evaluate --household CORPUS``: the open-set table, per household size and enrolment."""
+    import soundfile as sf
+
+    from analytic.audio import TARGET_RATE
+    from analytic.corpora import by_speaker, corpus_files, embed_corpus
+    from analytic.openset import HEADER, simulate
+
+    try:
+        members = [int(m) for m in args.members.split(",")]
+        enrolments = [int(k) for k in args.enroll.split(",")]
+        files = corpus_files(args.data, args.household, args.half)
+    except (ValueError, OSError) as exc:
+        print(f"voicegate: {exc}", file=sys.stderr)
+        return 2
+    if not files:
+        print(f"voicegate: no {args.half} files in {args.data / args.household}", file=sys.stderr)
+        return 2
+    progress = evaluation_progress(args)
+    prints = embed_corpus(service, args.data, files, progress, args.cache)
+    rate = sf.info(str(args.data / files[0].corpus / files[0].path)).samplerate
+    bandwidth = min(rate, TARGET_RATE)
+    policy = service.policy
+    override = service.settings.identify_threshold
+
+    def threshold(m: int) -> float:
+        return override if override is not None else policy.threshold(bandwidth, m)
+
+    speakers = by_speaker(files)
+    print(f"encoder: {service.encoder.name}, scores: {policy.score_norm}, false accept target "
+          f"{policy.false_accept:g} per attempt")
+    print(f"{args.household} {args.half} half: {len(speakers)} speakers, {len(files)} files "
+          f"({sum(v is None for v in prints.values())} refused by the intake), {rate} Hz")
+    print(HEADER)
+    cells = [(m, k) for m in members for k in enrolments]
+    for m, k in progress(cells, "households"):
+        figures = simulate(speakers, prints, policy.scorer, threshold, m, k, args.households)
+        if figures is None:
+            print(f"| {m} | {k} | fewer than {m} speakers with more than {k} clips | | | | | | |")
+        else:
+            print(figures.row())
     return 0
 
 

@@ -51,6 +51,9 @@ class Clip:
     sample_rate: int  # the rate the file was recorded at
     duration_s: float  # length of the whole file
     speech_s: float  # length of ``speech``
+    # The whole recording at TARGET_RATE, untrimmed: what CAM++ hears (trimming cost it EER
+    # on the development halves of every corpus, see analytic/encoders/campplus.py).
+    audio: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ def decode(data: bytes, name: str, limits: AudioLimits) -> Clip:
     """Decode a whole file, refuse what cannot be verified, and keep only its speech."""
     samples, rate = read_mono(data, name, limits.max_duration_s)
     duration_s = len(samples) / rate
-    speech = trim_to_speech(resample(samples, rate))
+    audio = resample(samples, rate)
+    speech = trim_to_speech(audio)
     speech_s = len(speech) / TARGET_RATE
     if speech_s == 0.0:
         raise NoSpeech(f"{name}: no speech found in {duration_s:.2f} s of audio")
@@ -73,7 +77,7 @@ def decode(data: bytes, name: str, limits: AudioLimits) -> Clip:
         raise TooShort(
             f"{name}: {speech_s:.2f} s of speech, at least {limits.min_speech_s:.2f} s needed"
         )
-    return Clip(name, speech, rate, duration_s, speech_s)
+    return Clip(name, speech, rate, duration_s, speech_s, audio)
 
 
 def read_mono(data: bytes, name: str, max_duration_s: float) -> tuple[np.ndarray, int]:

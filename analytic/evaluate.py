@@ -17,10 +17,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from analytic.audio import Clip, band_limit
+from analytic.audio import TARGET_RATE, Clip
 from analytic.cli_output import Progress, no_progress
-from analytic.scoring import cosine
-from analytic.service import VerificationService, pair_bandwidth
+from analytic.errors import AnalyticError
+from analytic.service import VerificationService
 
 P_TARGET = 0.01
 
@@ -48,9 +48,12 @@ class Report:
     scores: np.ndarray | None = field(default=None, repr=False, compare=False)
     is_target: np.ndarray | None = field(default=None, repr=False, compare=False)
 
+    refused: int = 0  # files the intake refused (their trials count as rejections)
+    score_norm: str = "none"
+
     @classmethod
     def of(cls, scores: np.ndarray, is_target: np.ndarray, threshold: float,
-           trials: int, files: int) -> Report:
+           trials: int, files: int, refused: int = 0, score_norm: str = "none") -> Report:
         """Every figure from the scores; refuses a list without both kinds of trial."""
         if is_target.all() or not is_target.any():
             raise ValueError("the trial list needs both target and non-target trials")
@@ -69,13 +72,16 @@ class Report:
             d_prime=d_prime(scores, is_target),
             scores=scores,
             is_target=is_target,
+            refused=refused,
+            score_norm=score_norm,
         )
 
     def lines(self, encoder: str) -> list[str]:
         return [
-            f"encoder: {encoder}",
+            f"encoder: {encoder}, scores: {self.score_norm}",
             f"trials: {self.trials} ({self.targets} target, {self.trials - self.targets} "
-            f"non-target) over {self.files} files",
+            f"non-target) over {self.files} files, {self.refused} refused by the intake "
+            "(counted as rejections)",
             f"EER: {100 * self.eer:.2f}% at threshold {self.eer_threshold:.4f}",
             f"at threshold {self.threshold:.4f}: false accept {100 * self.false_accept:.2f}%, "
             f"false reject {100 * self.false_reject:.2f}%",
@@ -107,29 +113,40 @@ def score_trials(
     sample_rate: int | None = None,
     test_sample_rate: int | None = None,
     progress: Progress = no_progress,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Score every trial as ``service.verify`` would; returns (scores, is_target, bandwidth).
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Score every trial as ``service.verify`` would: (scores, is_target, bandwidth, refused).
 
     ``sample_rate`` re-samples the enrolment side (and the test side unless
     ``test_sample_rate`` is given), to measure telephone audio and mixed pairs. Each file is
     decoded and embedded once per condition; ``progress`` reports both passes (the CLI's bars).
+    A file the intake refuses (too short, no speech) is what the service would answer, a
+    rejection: its trials score -inf, so a refused target is a false reject at every threshold;
+    ``refused`` counts those files.
     """
     test_sample_rate = test_sample_rate or sample_rate
     jobs = sorted({(t.enroll, sample_rate) for t in trials}
                   | {(t.test, test_sample_rate) for t in trials}, key=str)
-    clips: dict[tuple[str, int | None], Clip] = {}
+    clips: dict[tuple[str, int | None], Clip | None] = {}
     for name, rate in progress(jobs, "decoding"):
         data = (root / name).read_bytes()
-        clips[name, rate] = service.decode(as_rate(data, rate) if rate else data, name)
-    any_clip = {side: next(c for (_, r), c in clips.items() if r == rate)
-                for side, rate in (("enroll", sample_rate), ("test", test_sample_rate))}
-    bandwidth = pair_bandwidth(list(any_clip.values()))
-    prints = {key: service.encoder.embed(band_limit(clips[key].speech, bandwidth))
-              for key in progress(list(clips), "embedding")}
-    scores = np.array([
-        cosine(prints[t.enroll, sample_rate], prints[t.test, test_sample_rate]) for t in trials
-    ])
-    return scores, np.array([t.target for t in trials], dtype=bool), bandwidth
+        try:
+            clips[name, rate] = service.decode(as_rate(data, rate) if rate else data, name)
+        except AnalyticError:
+            clips[name, rate] = None
+    rates = {rate: min(c.sample_rate for (_, r), c in clips.items() if r == rate and c)
+             for rate in {sample_rate, test_sample_rate}
+             if any(c for (_, r), c in clips.items() if r == rate)}
+    bandwidth = min(TARGET_RATE, *rates.values()) if rates else TARGET_RATE
+    prints = {key: service.voiceprint(clip, bandwidth) if clip is not None else None
+              for key, clip in progress(list(clips.items()), "embedding")}
+    scorer = service.policy.scorer
+    scores = np.full(len(trials), -np.inf)
+    for i, trial in enumerate(trials):
+        enrol, test = prints[trial.enroll, sample_rate], prints[trial.test, test_sample_rate]
+        if enrol is not None and test is not None:
+            scores[i] = scorer.sample_scores(enrol, test)[0][0, 0]
+    refused = sum(clip is None for clip in clips.values())
+    return scores, np.array([t.target for t in trials], dtype=bool), bandwidth, refused
 
 
 def error_rates(
@@ -159,7 +176,8 @@ def equal_error(scores: np.ndarray, is_target: np.ndarray) -> tuple[float, float
 def d_prime(scores: np.ndarray, is_target: np.ndarray) -> float:
     """How far apart the target and non-target scores lie, in their pooled standard deviation:
     unlike the EER it still tells two set-ups apart once both separate every trial."""
-    targets, impostors = scores[is_target], scores[~is_target]
+    finite = np.isfinite(scores)  # refused files' trials score -inf: they are no distance
+    targets, impostors = scores[is_target & finite], scores[~is_target & finite]
     spread = np.sqrt((targets.var() + impostors.var()) / 2)
     return float((targets.mean() - impostors.mean()) / spread)
 
@@ -183,12 +201,13 @@ def evaluate(
 ) -> Report:
     if not trials:
         raise ValueError("the trial list is empty")
-    scores, is_target, bandwidth = score_trials(
+    scores, is_target, bandwidth, refused = score_trials(
         service, trials, root, sample_rate, test_sample_rate, progress
     )
     threshold = service.threshold_for(bandwidth) if threshold is None else threshold
     files = len({t.enroll for t in trials} | {t.test for t in trials})
-    return Report.of(scores, is_target, threshold, len(trials), files)
+    return Report.of(scores, is_target, threshold, len(trials), files, refused,
+                     service.policy.score_norm)
 
 
 # --- household scoring: multi-sample enrolment and AS-norm (docs/household.md) ---------------
@@ -219,7 +238,7 @@ def embed_files(
         data = (root / name).read_bytes()
         if sample_rate:
             data = as_rate(data, sample_rate)
-        prints[name] = service.encoder.embed(service.decode(data, name).speech)
+        prints[name] = service.voiceprint(service.decode(data, name))
     return prints
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 from pydantic import BaseModel
 
-from analytic.audio import Clip
+from analytic.audio import TARGET_RATE, Clip
 from analytic.errors import BadRequest, Conflict, Forbidden, NotFound
 from analytic.schemas import (
     Candidate,
@@ -38,13 +38,11 @@ from analytic.schemas import (
     HouseholdVerification,
     Identification,
 )
-from analytic.scorenorm import ASNORM_THRESHOLDS, AsNorm, load_cohort
 from analytic.service import VerificationService, file_report
 from analytic.settings import Settings
 from analytic.streams import StreamRegistry
 from analytic.voiceprints.crypto import Sealer, load_key
 from analytic.voiceprints.model import Voiceprint
-from analytic.voiceprints.scoring import VoiceprintScorer
 from analytic.voiceprints.store import VoiceprintInfo, VoiceprintStore, open_store
 
 log = logging.getLogger(__name__)
@@ -61,27 +59,32 @@ class HouseholdService:
         self,
         verification: VerificationService,
         store: VoiceprintStore,
-        norm: AsNorm | None = None,
         streams: StreamRegistry | None = None,
     ) -> None:
         self.verification = verification
         self.settings: Settings = verification.settings
         self.encoder = verification.encoder
         self.store = store
-        self.scorer = VoiceprintScorer(norm)
+        # The pair door's scale and calibration (analytic/policy.py): one promise everywhere.
+        self.policy = verification.policy
+        self.scorer = self.policy.scorer
         self.streams = streams or StreamRegistry(
             self.settings.stream_idle_timeout_s, self.settings.stream_max_s,
             self.settings.stream_max_sessions,
         )
-        self.threshold = self._default_threshold(norm)
         self._listeners: list[HouseholdListener] = []
 
-    def _default_threshold(self, norm: AsNorm | None) -> float:
+    def threshold_for(self, members: int = 1, bandwidth: int = TARGET_RATE) -> float:
+        """The configured override, else the threshold that keeps a stranger's chance of being
+        named at ``VOICEGATE_FALSE_ACCEPT`` when ``members`` voiceprints are tried at once."""
         if self.settings.identify_threshold is not None:
             return self.settings.identify_threshold
-        if norm is not None:
-            return ASNORM_THRESHOLDS[norm.encoder]
-        return self.verification.default_threshold
+        return self.policy.threshold(bandwidth, members)
+
+    @property
+    def threshold(self) -> float:
+        """The verify threshold ("is this Alice?": one voiceprint tried), wideband."""
+        return self.threshold_for(1)
 
     @property
     def score_norm(self) -> str:
@@ -105,7 +108,7 @@ class HouseholdService:
             raise BadRequest(f"{len(recordings)} recordings; at most {limit} per enrolment",
                              code="too_many_files")
         clips = [self.verification.decode(data, name) for name, data in recordings]
-        samples = np.stack([self.encoder.embed(clip.speech) for clip in clips])
+        samples = np.stack([self.verification.voiceprint(clip) for clip in clips])
         voiceprint = self.store.add_samples(
             options.external_id, self.encoder.name, samples, replace=options.replace,
             max_samples=self.settings.max_voiceprint_samples,
@@ -176,12 +179,15 @@ class HouseholdService:
                            f"this service runs {self.encoder.name!r}: enrol again")
         clip, test = self._embed(recording)
         (score,), (raw,) = self.scorer.score_members([voiceprint.samples], test)
-        threshold = options.threshold if options.threshold is not None else self.threshold
+        bandwidth = min(clip.sample_rate, TARGET_RATE)
+        threshold = (options.threshold if options.threshold is not None
+                     else self.threshold_for(1, bandwidth))
         result = HouseholdVerification(
             external_id=external_id,
             decision=bool(score >= threshold),
             score=round(float(score), 6),
             raw_score=round(float(raw), 6),
+            confidence=self.policy.confidence(float(score), bandwidth),
             threshold=threshold,
             score_norm=self.scorer.name,
             model=self.encoder.name,
@@ -203,8 +209,11 @@ class HouseholdService:
         """Who is speaking: the best member at or above threshold, else ``match`` null."""
         options = options or HouseholdOptions()
         members: list[Voiceprint] = self.store.all(self.encoder.name)
+        self._refuse_other_encoders()
         clip, test = self._embed(recording)
-        threshold = options.threshold if options.threshold is not None else self.threshold
+        bandwidth = min(clip.sample_rate, TARGET_RATE)
+        threshold = (options.threshold if options.threshold is not None
+                     else self.threshold_for(len(members), bandwidth))
         scores, raws = self.scorer.score_members([m.samples for m in members], test)
         order = np.argsort(-scores, kind="stable")[: self.settings.identify_candidates]
         candidates = [
@@ -218,6 +227,7 @@ class HouseholdService:
             match=best.external_id if known and best else None,
             decision=known,
             score=best.score if best else None,
+            confidence=self.policy.confidence(best.score, bandwidth) if best else None,
             threshold=threshold,
             score_norm=self.scorer.name,
             candidates=candidates,
@@ -240,7 +250,17 @@ class HouseholdService:
     def _embed(self, recording: Recording) -> tuple[Clip, np.ndarray]:
         name, data = recording
         clip = self.verification.decode(data, name)
-        return clip, self.encoder.embed(clip.speech)
+        return clip, self.verification.voiceprint(clip)
+
+    def _refuse_other_encoders(self) -> None:
+        """Identify would silently leave out voiceprints another encoder made (their scores
+        mean nothing to this one): refuse instead, saying how to fix it."""
+        others = sorted({v.encoder for v in self.store.list()} - {self.encoder.name})
+        if others:
+            raise Conflict(
+                f"the store holds voiceprints enrolled with encoder {', '.join(others)}; this "
+                f"service runs {self.encoder.name!r}: enrol those members again (POST "
+                f"/enrollments with replace=true), or set VOICEGATE_ENCODER={others[0]}")
 
     def _event(self, event: str, result: BaseModel, **fields: object) -> None:
         """One activity line (ids, scores, decisions; never audio or vectors), then listeners."""
@@ -275,7 +295,6 @@ def build_household(
     """The household service as configured: store (opened now, so a locked store stops
     start-up), AS-norm cohort for the encoder when there is one, stream sessions."""
     settings = verification.settings
-    encoder = verification.encoder
     if store is None:
         sealer = Sealer(load_key(
             settings.voiceprint_key.get_secret_value() if settings.voiceprint_key else None,
@@ -283,16 +302,7 @@ def build_household(
         ))
         store = open_store(settings.database_url, settings.data_dir, sealer,
                            settings.voiceprint_table_prefix)
-    norm = None
-    if settings.score_norm == "asnorm":
-        norm = load_cohort(encoder.name, encoder.embedding_size)
-        if norm is None or encoder.name not in ASNORM_THRESHOLDS:
-            norm = None
-            log.warning(
-                "no AS-norm cohort for this encoder: household scores are raw cosine",
-                extra={"event": "asnorm_unavailable", "model": encoder.name},
-            )
-    service = HouseholdService(verification, store, norm)
+    service = HouseholdService(verification, store)
     log.info("voiceprint store open", extra={
         "event": "store_open", "store": store.location, "encrypted": store.encrypted,
         "score_norm": service.score_norm, "threshold": service.threshold})

@@ -65,7 +65,14 @@ class VerificationResult(BaseModel):
 
     decision: bool
     result: Literal["Same Speaker", "Different Speaker"]
-    score: float = Field(description="Cosine similarity of the two voiceprints, -1..1.")
+    score: float = Field(description="On the score_norm scale: AS-norm (unbounded, 0 = a "
+                         "typical stranger) or, with score_norm 'none', the cosine.")
+    raw_score: float | None = Field(
+        None, description="Cosine similarity of the two voiceprints, -1..1.")
+    score_norm: Literal["asnorm", "none"] = "none"
+    confidence: float | None = Field(
+        None, description="Calibrated probability of the same speaker, 0..1 (null for an "
+        "encoder without a shipped calibration).")
     threshold: float = Field(description="The score needed for a 'Same Speaker' decision.")
     bandwidth: Literal["wideband", "narrowband"] = Field(
         "wideband",
@@ -96,7 +103,12 @@ class ModelInfo(BaseModel):
     name: str
     embedding_size: int
     sample_rate: int
-    default_threshold: float
+    default_threshold: float = Field(description="Pair threshold, wideband, on score_norm.")
+    narrowband_threshold: float = Field(description="Pair threshold when a file is < 16 kHz.")
+    score_norm: Literal["asnorm", "none"] = "none"
+    false_accept: float = Field(description="Chance a stranger passes one attempt "
+                                "(VOICEGATE_FALSE_ACCEPT); the thresholds follow from it.")
+    calibrated: bool = Field(description="Whether answers carry a calibrated confidence.")
 
 
 class Health(BaseModel):
@@ -197,6 +209,8 @@ class HouseholdVerification(BaseModel):
     decision: bool
     score: float = Field(description="On the score_norm scale.")
     raw_score: float = Field(description="Mean cosine of the recording and the enrolment samples.")
+    confidence: float | None = Field(
+        None, description="Calibrated probability that this is the member, 0..1.")
     threshold: float
     score_norm: Literal["asnorm", "none"]
     model: str
@@ -220,7 +234,10 @@ class Identification(BaseModel):
     match: str | None = Field(description="external_id of the speaker, or null: unknown.")
     decision: bool = Field(description="True when a household member was recognised.")
     score: float | None = Field(description="The best candidate's score, null if none enrolled.")
-    threshold: float
+    confidence: float | None = Field(
+        None, description="Calibrated probability that the best candidate is the speaker.")
+    threshold: float = Field(description="Rises with the number of members enrolled, so a "
+                             "stranger's chance of being named stays at VOICEGATE_FALSE_ACCEPT.")
     score_norm: Literal["asnorm", "none"]
     candidates: list[Candidate] = Field(description="Best-scoring members, best first.")
     enrolled: int = Field(description="How many voiceprints (of this encoder) were compared.")

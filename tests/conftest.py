@@ -1,4 +1,4 @@
-"""Shared fixtures: the real GE2E model loaded once, a live waitress server, real speech."""
+"""Shared fixtures: the default encoder (CAM++) loaded once, a live waitress server, speech."""
 
 from __future__ import annotations
 
@@ -77,13 +77,13 @@ def private_data_dir(tmp_path_factory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def ge2e():
+def encoder():
     return load_encoder(Settings())
 
 
 @pytest.fixture(scope="session")
-def service(ge2e) -> VerificationService:
-    return VerificationService(Settings(), ge2e)
+def service(encoder) -> VerificationService:
+    return VerificationService(Settings(), encoder)
 
 
 def serve_in_thread(app, settings: Settings) -> Iterator[str]:
@@ -107,9 +107,9 @@ def live_settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def base_url(ge2e, live_settings) -> Iterator[str]:
+def base_url(encoder, live_settings) -> Iterator[str]:
     """A real HTTP server (waitress, as in production) on a free port."""
-    app = create_app(VerificationService(live_settings, ge2e))
+    app = create_app(VerificationService(live_settings, encoder))
     yield from serve_in_thread(app, live_settings)
 
 

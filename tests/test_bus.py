@@ -103,9 +103,9 @@ def on(topic: str, request_id: str):
     return lambda m: m.topic == topic and body(m).get("request_id") == request_id
 
 
-def test_bus_request_is_answered_on_result_reply_to_and_mqtt5_response_topic(mqtt_broker, ge2e):
+def test_bus_request_is_answered_on_result_reply_to_and_mqtt5_response_topic(mqtt_broker, encoder):
     settings = bus_settings(mqtt_broker)
-    with running(VerificationService(settings, ge2e)), probe(mqtt_broker.port) as bus:
+    with running(VerificationService(settings, encoder)), probe(mqtt_broker.port) as bus:
         correlation = b"\x00door-42\xff"
         bus.publish(REQUEST, same_pair("same-1", reply_to="replies/door"),
                     response_topic="replies/mqtt5", correlation_data=correlation)
@@ -133,9 +133,9 @@ def test_bus_request_is_answered_on_result_reply_to_and_mqtt5_response_topic(mqt
     assert not bus.matching(lambda m: m.topic == ERROR)
 
 
-def test_http_verification_also_appears_on_the_result_topic(mqtt_broker, ge2e):
+def test_http_verification_also_appears_on_the_result_topic(mqtt_broker, encoder):
     settings = bus_settings(mqtt_broker)
-    service = VerificationService(settings, ge2e)
+    service = VerificationService(settings, encoder)
     with running(service) as adapter, probe(mqtt_broker.port) as bus:
         app = create_app(service, bus_status=adapter.status)
         for base_url in serve_in_thread(app, settings):
@@ -184,12 +184,12 @@ BAD_REQUESTS = {  # payload, its request_id, the error code expected
 
 @pytest.mark.parametrize("case", list(BAD_REQUESTS))
 def test_unservable_request_gets_an_error_with_its_id_and_the_next_one_succeeds(
-    case, mqtt_broker, ge2e
+    case, mqtt_broker, encoder
 ):
     payload, request_id, code = BAD_REQUESTS[case]
     # A limit between a good request (~270 kB) and the too-large one (~1.2 MB).
     settings = bus_settings(mqtt_broker, mqtt_max_payload_bytes=600_000)
-    with running(VerificationService(settings, ge2e)) as adapter, probe(mqtt_broker.port) as bus:
+    with running(VerificationService(settings, encoder)) as adapter, probe(mqtt_broker.port) as bus:
         bus.publish(REQUEST, payload, response_topic="replies/errors", correlation_data=b"c-1")
         (error,) = bus.wait_for(on(ERROR, request_id), WAIT)
         (direct,) = bus.wait_for(lambda m: m.topic == "replies/errors", WAIT)
@@ -219,9 +219,9 @@ class GatedService(VerificationService):
         return super().verify(*args, **kwargs)
 
 
-def test_full_queue_answers_busy_instead_of_dropping(mqtt_broker, ge2e):
+def test_full_queue_answers_busy_instead_of_dropping(mqtt_broker, encoder):
     settings = bus_settings(mqtt_broker, mqtt_workers=1, mqtt_queue_size=1)
-    service = GatedService(settings, ge2e)
+    service = GatedService(settings, encoder)
     with running(service), probe(mqtt_broker.port) as bus:
         bus.publish(REQUEST, same_pair("in-progress"))
         assert service.entered.wait(WAIT)  # the only worker is now busy with it
@@ -236,9 +236,9 @@ def test_full_queue_answers_busy_instead_of_dropping(mqtt_broker, ge2e):
     assert not bus.matching(lambda m: m.topic == ERROR and body(m)["code"] != "busy")
 
 
-def test_duplicate_request_id_is_answered_once(mqtt_broker, ge2e):
+def test_duplicate_request_id_is_answered_once(mqtt_broker, encoder):
     settings = bus_settings(mqtt_broker, mqtt_workers=1)  # one worker: answers come in order
-    with running(VerificationService(settings, ge2e)), probe(mqtt_broker.port) as bus:
+    with running(VerificationService(settings, encoder)), probe(mqtt_broker.port) as bus:
         twice = same_pair("dup-1", requestor_id="kitchen")
         bus.publish(REQUEST, twice)
         bus.publish(REQUEST, twice)
@@ -249,7 +249,7 @@ def test_duplicate_request_id_is_answered_once(mqtt_broker, ge2e):
     assert sorted(a["requestor_id"] for a in answers) == ["hall", "kitchen"]
 
 
-def test_requests_survive_analytic_downtime_and_a_broker_restart(mqtt_broker, ge2e):
+def test_requests_survive_analytic_downtime_and_a_broker_restart(mqtt_broker, encoder):
     client_id = "analytic-restart"
     settings = bus_settings(mqtt_broker, mqtt_client_id=client_id, mqtt_workers=1)
     ids = [f"r{i}" for i in range(12)]
@@ -264,12 +264,12 @@ def test_requests_survive_analytic_downtime_and_a_broker_restart(mqtt_broker, ge
     with probe(mqtt_broker.port, RESULT, ERROR, client_id="results", persistent=True) as results, \
             probe(mqtt_broker.port, client_id="requester", persistent=True) as requester:
         # 1. The analytic has a session, then goes away; requests arrive while it is down.
-        with running(VerificationService(settings, ge2e)):
+        with running(VerificationService(settings, encoder)):
             pass
         for request_id in ids[:3]:
             requester.publish(REQUEST, same_pair(request_id)).wait_for_publish(10)
 
-        with running(VerificationService(settings, ge2e)) as adapter:
+        with running(VerificationService(settings, encoder)) as adapter:
             results.wait_for(lambda m: body(m).get("request_id") in ids[:3], WAIT, count=3)
 
             # 2. Requests in flight (queued, being served, unacknowledged) when the broker stops.
@@ -293,7 +293,7 @@ def test_requests_survive_analytic_downtime_and_a_broker_restart(mqtt_broker, ge
 
         # 4. A fresh analytic, with no memory of what it answered, resumes the session: nothing
         #    is delivered again, because each request was acknowledged once it was answered.
-        with running(VerificationService(settings, ge2e)):
+        with running(VerificationService(settings, encoder)):
             requester.publish(REQUEST, same_pair("barrier-2"))
             results.wait_for(on(RESULT, "barrier-2"), WAIT)
 
@@ -302,10 +302,10 @@ def test_requests_survive_analytic_downtime_and_a_broker_restart(mqtt_broker, ge
     assert not results.matching(lambda m: m.topic == ERROR)
 
 
-def test_share_group_splits_the_work_and_answers_each_request_once(mqtt_broker, ge2e):
+def test_share_group_splits_the_work_and_answers_each_request_once(mqtt_broker, encoder):
     instances = [
         VerificationService(
-            bus_settings(mqtt_broker, mqtt_share_group="voicegate", analyzer_id=name), ge2e
+            bus_settings(mqtt_broker, mqtt_share_group="voicegate", analyzer_id=name), encoder
         )
         for name in ("instance-a", "instance-b")
     ]
@@ -324,11 +324,11 @@ def test_share_group_splits_the_work_and_answers_each_request_once(mqtt_broker, 
     assert all(body(m)["decision"] is True for m in answers)
 
 
-def test_http_serves_without_a_broker_and_the_bus_comes_up_with_it(tmp_path, ge2e):
+def test_http_serves_without_a_broker_and_the_bus_comes_up_with_it(tmp_path, encoder):
     broker = MosquittoBroker(tmp_path / "late-broker", free_port())
     settings = Settings(port=free_port(), mqtt_port=broker.port, mqtt_client_id="late",
                         mqtt_reconnect_max_s=1)
-    service = VerificationService(settings, ge2e)
+    service = VerificationService(settings, encoder)
     adapter = BusAdapter(service)
     adapter.start()
     try:
@@ -349,10 +349,10 @@ def test_http_serves_without_a_broker_and_the_bus_comes_up_with_it(tmp_path, ge2
         broker.kill()
 
 
-def test_home_assistant_discovery_and_sifis_result(mqtt_broker, ge2e):
+def test_home_assistant_discovery_and_sifis_result(mqtt_broker, encoder):
     settings = bus_settings(mqtt_broker, mqtt_sifis_topic="sifis/results")
     discovery = "homeassistant/+/voicegate/+/config"
-    with running(VerificationService(settings, ge2e)):
+    with running(VerificationService(settings, encoder)):
         # ``running`` returns once the configs are queued, not delivered: a probe subscribed
         # in time gets them live, without the retain flag. Wait until they reach the broker,
         # then subscribe anew, as Home Assistant starting later would.
@@ -385,7 +385,7 @@ def test_home_assistant_discovery_and_sifis_result(mqtt_broker, ge2e):
     assert envelope["value"]["decision"] is True
 
 
-def test_publish_pair_cli_prints_the_answer(mqtt_broker, ge2e, tmp_path):
+def test_publish_pair_cli_prints_the_answer(mqtt_broker, encoder, tmp_path):
     silent = tmp_path / "silence.wav"
     silent.write_bytes(make.silence(2.0))
 
@@ -397,7 +397,7 @@ def test_publish_pair_cli_prints_the_answer(mqtt_broker, ge2e, tmp_path):
         )
 
     settings = bus_settings(mqtt_broker)
-    with running(VerificationService(settings, ge2e)):
+    with running(VerificationService(settings, encoder)):
         done = publish_pair(str(MALE_A[0]), str(MALE_A[2]), "--request-id", "cli-1")
         refused = publish_pair(str(FEMALE_A[0]), str(silent), "--request-id", "cli-2")
     assert done.returncode == 0, done.stderr
@@ -408,11 +408,11 @@ def test_publish_pair_cli_prints_the_answer(mqtt_broker, ge2e, tmp_path):
     assert (error["request_id"], error["code"]) == ("cli-2", "no_speech")
 
 
-def test_a_retained_request_is_not_replayed_on_subscribe(mqtt_broker, ge2e):
+def test_a_retained_request_is_not_replayed_on_subscribe(mqtt_broker, encoder):
     with probe(mqtt_broker.port) as bus:
         bus.publish(REQUEST, same_pair("retained-1"), retain=True).wait_for_publish(10)
         settings = bus_settings(mqtt_broker, mqtt_workers=1)
-        with running(VerificationService(settings, ge2e)):
+        with running(VerificationService(settings, encoder)):
             bus.publish(REQUEST, same_pair("barrier"))
             bus.wait_for(on(RESULT, "barrier"), WAIT)
     assert not bus.matching(on(RESULT, "retained-1"))
@@ -437,7 +437,7 @@ def make_certificates(folder: Path) -> dict[str, Path]:
             ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")}
 
 
-def test_broker_credentials_and_mutual_tls_come_from_settings(tmp_path, ge2e):
+def test_broker_credentials_and_mutual_tls_come_from_settings(tmp_path, encoder):
     certs = make_certificates(tmp_path / "certs")
     passwords = tmp_path / "passwords"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), "voicegate", "s3cret"],
@@ -452,11 +452,11 @@ def test_broker_credentials_and_mutual_tls_come_from_settings(tmp_path, ge2e):
            "mqtt_tls_keyfile": str(certs["client.key"]), "mqtt_username": "voicegate"}
     try:
         wrong = BusAdapter(VerificationService(
-            bus_settings(broker, mqtt_password="wrong", **tls), ge2e))
+            bus_settings(broker, mqtt_password="wrong", **tls), encoder))
         wrong.start()
         settings = bus_settings(broker, mqtt_password="s3cret", **tls)
         try:
-            with running(VerificationService(settings, ge2e)), probe(
+            with running(VerificationService(settings, encoder)), probe(
                 broker.port, RESULT, configure=lambda c: apply_broker_settings(c, settings)
             ) as bus:
                 bus.publish(REQUEST, same_pair("over-tls"))

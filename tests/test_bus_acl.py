@@ -44,11 +44,11 @@ def acl_broker(tmp_path):
         broker.kill()
 
 
-def test_a_device_reads_its_own_reply_and_nothing_of_others(acl_broker, ge2e):
+def test_a_device_reads_its_own_reply_and_nothing_of_others(acl_broker, encoder):
     settings = Settings(port=free_port(), mqtt_port=acl_broker.port, mqtt_username="voicegate",
                         mqtt_password=USERS["voicegate"],
                         mqtt_client_id=f"analytic-{uuid.uuid4().hex[:8]}")
-    adapter = BusAdapter(VerificationService(settings, ge2e))
+    adapter = BusAdapter(VerificationService(settings, encoder))
     adapter.start()
     frontdoor = BusProbe(acl_broker.port, ["voicegate/reply/frontdoor/#"],
                          configure=login("frontdoor"))

@@ -32,8 +32,8 @@ def without_id(result: dict) -> dict:
     return {k: v for k, v in result.items() if k != "analysis_id"}
 
 
-def test_analysis_request_answers_like_http_analyze(mqtt_broker, ge2e, tmp_path):
-    with household_bus(mqtt_broker, ge2e, tmp_path) as (adapter, household), \
+def test_analysis_request_answers_like_http_analyze(mqtt_broker, encoder, tmp_path):
+    with household_bus(mqtt_broker, encoder, tmp_path) as (adapter, household), \
             watching(mqtt_broker.port) as bus:
         bus.publish(ANALYSIS_REQUEST,
                     json.dumps({"file": wire_file(MALE_A[0]), "request_id": "an-male",
@@ -65,7 +65,7 @@ def test_analysis_request_answers_like_http_analyze(mqtt_broker, ge2e, tmp_path)
     assert not bus.matching(lambda m: m.topic == ERROR)
 
 
-def test_bad_analysis_options_get_an_error_with_the_request_id(mqtt_broker, ge2e, tmp_path):
+def test_bad_analysis_options_get_an_error_with_the_request_id(mqtt_broker, encoder, tmp_path):
     cases = {  # request_id: (fields, expected code)
         "bad-period": ({"file": wire_file(MALE_A[0]), "output_period": 1000},
                        "bad_output_period"),
@@ -73,7 +73,7 @@ def test_bad_analysis_options_get_an_error_with_the_request_id(mqtt_broker, ge2e
         "no-file": ({"output_period": 512}, "bad_field"),
         "stream-period": ({"action": "analyze", "output_period": 100}, "bad_output_period"),
     }
-    with household_bus(mqtt_broker, ge2e, tmp_path) as _, watching(mqtt_broker.port) as bus:
+    with household_bus(mqtt_broker, encoder, tmp_path) as _, watching(mqtt_broker.port) as bus:
         for request_id, (fields, _) in cases.items():
             topic = "voicegate/stream/s/end" if "action" in fields else ANALYSIS_REQUEST
             bus.publish(topic, json.dumps({**fields, "request_id": request_id}),
@@ -94,9 +94,9 @@ def test_bad_analysis_options_get_an_error_with_the_request_id(mqtt_broker, ge2e
     assert [m["name"] for m in body(after)["models"]] == ["gender"]
 
 
-def test_stream_end_with_analyze_gives_the_file_time_series(mqtt_broker, ge2e, tmp_path):
+def test_stream_end_with_analyze_gives_the_file_time_series(mqtt_broker, encoder, tmp_path):
     pcm = pcm16(FEMALE_A[0])
-    with household_bus(mqtt_broker, ge2e, tmp_path) as _, watching(mqtt_broker.port) as bus:
+    with household_bus(mqtt_broker, encoder, tmp_path) as _, watching(mqtt_broker.port) as bus:
         for start in range(0, len(pcm), 20_000):  # 0.625 s chunks
             publish_chunk(bus, "hall-mic", pcm[start:start + 20_000], "audio/pcm;rate=16000")
         bus.publish("voicegate/stream/hall-mic/end",

@@ -39,11 +39,11 @@ payloads = st.one_of(
 )
 
 
-def test_random_payloads_get_errors_and_the_bus_keeps_serving(mqtt_broker, ge2e):
+def test_random_payloads_get_errors_and_the_bus_keeps_serving(mqtt_broker, encoder):
     skip_broken_lazy_modules()
     settings = Settings(port=free_port(), mqtt_port=mqtt_broker.port,
                         mqtt_client_id=f"analytic-{uuid.uuid4().hex[:8]}", mqtt_workers=1)
-    adapter = BusAdapter(VerificationService(settings, ge2e))
+    adapter = BusAdapter(VerificationService(settings, encoder))
     adapter.start()
     probe = BusProbe(mqtt_broker.port, [ERROR, RESULT])
     sent = []

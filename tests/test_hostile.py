@@ -55,11 +55,11 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def hostile_server(ge2e, tmp_path_factory):
+def hostile_server(encoder, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("hostile-data")
     settings = Settings(port=free_port(), data_dir=str(data_dir), max_duration_s=20.0,
                         max_request_bytes=2 * 1024 * 1024)
-    for url in serve_in_thread(create_app(VerificationService(settings, ge2e)), settings):
+    for url in serve_in_thread(create_app(VerificationService(settings, encoder)), settings):
         yield url, data_dir
 
 

@@ -42,10 +42,10 @@ def recording(path: Path) -> tuple[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def household_url(ge2e, tmp_path_factory) -> Iterator[str]:
+def household_url(encoder, tmp_path_factory) -> Iterator[str]:
     settings = Settings(port=free_port(), data_dir=str(tmp_path_factory.mktemp("household")),
                         max_enrol_files=3)
-    yield from serve_in_thread(create_app(VerificationService(settings, ge2e)), settings)
+    yield from serve_in_thread(create_app(VerificationService(settings, encoder)), settings)
 
 
 @pytest.fixture
@@ -189,9 +189,8 @@ def test_identify_with_nobody_enrolled_is_unknown(url):
 
 # --- in-process: the same service on SQLite and on PostgreSQL --------------------------------
 
-def test_the_household_on_each_store(ge2e, store_factory):
-    service = HouseholdService(VerificationService(Settings(), ge2e), store_factory(),
-                               norm=build_norm())
+def test_the_household_on_each_store(encoder, store_factory):
+    service = HouseholdService(VerificationService(Settings(), encoder), store_factory())
     service.enrol(EnrolOptions(external_id="dad"), [recording(p) for p in MALE_A[:2]])
     service.enrol(EnrolOptions(external_id="mum"), [recording(p) for p in FEMALE_A[:2]])
     assert service.identify(recording(MALE_A[2])).match == "dad"
@@ -204,16 +203,10 @@ def test_the_household_on_each_store(ge2e, store_factory):
     assert service.delete_all().deleted == 1
 
 
-def build_norm():
-    from analytic.scorenorm import load_cohort
-
-    return load_cohort("ge2e", 256)
-
-
-def test_raw_cosine_when_normalisation_is_off(ge2e, tmp_path):
+def test_raw_cosine_when_normalisation_is_off(encoder, tmp_path):
     settings = Settings(data_dir=str(tmp_path), score_norm="none")
-    service = build_household(VerificationService(settings, ge2e))
-    assert (service.score_norm, service.threshold) == ("none", ge2e.default_threshold)
+    service = build_household(VerificationService(settings, encoder))
+    assert (service.score_norm, service.threshold) == ("none", encoder.default_threshold)
     service.enrol(EnrolOptions(external_id="dad"), [recording(p) for p in MALE_A[:2]])
     found = service.identify(recording(MALE_A[2]))
     assert (found.match, found.score_norm) == ("dad", "none")
@@ -222,9 +215,9 @@ def test_raw_cosine_when_normalisation_is_off(ge2e, tmp_path):
     service.close()
 
 
-def test_an_encrypted_store_cannot_be_read_without_its_key(ge2e, tmp_path):
+def test_an_encrypted_store_cannot_be_read_without_its_key(encoder, tmp_path):
     settings = Settings(data_dir=str(tmp_path), voiceprint_key=TEST_KEY)
-    service = build_household(VerificationService(settings, ge2e))
+    service = build_household(VerificationService(settings, encoder))
     service.enrol(EnrolOptions(external_id="dad"), [recording(p) for p in MALE_A[:2]])
     vectors = service.store.get("dad")
     service.close()
@@ -240,20 +233,20 @@ def test_an_encrypted_store_cannot_be_read_without_its_key(ge2e, tmp_path):
     assert b"dad" in raw  # ids stay readable: listing needs no key
 
     with pytest.raises(StoreError, match="no key is configured"):
-        build_household(VerificationService(Settings(data_dir=str(tmp_path)), ge2e))
+        build_household(VerificationService(Settings(data_dir=str(tmp_path)), encoder))
     with pytest.raises(StoreError, match="no key is configured"):
-        create_app(VerificationService(Settings(data_dir=str(tmp_path)), ge2e))
+        create_app(VerificationService(Settings(data_dir=str(tmp_path)), encoder))
     key_file = tmp_path / "key"
     key_file.write_text(TEST_KEY)
     again = build_household(VerificationService(
-        Settings(data_dir=str(tmp_path), voiceprint_key_file=str(key_file)), ge2e))
+        Settings(data_dir=str(tmp_path), voiceprint_key_file=str(key_file)), encoder))
     assert again.identify(recording(MALE_A[2])).match == "dad"
     again.close()
 
 
-def test_export_only_when_allowed(ge2e, tmp_path):
+def test_export_only_when_allowed(encoder, tmp_path):
     settings = Settings(data_dir=str(tmp_path), allow_voiceprint_export=True)
-    service = build_household(VerificationService(settings, ge2e))
+    service = build_household(VerificationService(settings, encoder))
     service.enrol(EnrolOptions(external_id="dad"), [recording(p) for p in MALE_A[:2]])
     exported = service.info("dad", export=True)
     assert len(exported.samples) == 2 and len(exported.samples[0]) == 256
@@ -261,8 +254,8 @@ def test_export_only_when_allowed(ge2e, tmp_path):
     service.close()
 
 
-def test_activity_log_has_one_line_per_event_and_no_vectors(ge2e, tmp_path, caplog):
-    service = build_household(VerificationService(Settings(data_dir=str(tmp_path)), ge2e))
+def test_activity_log_has_one_line_per_event_and_no_vectors(encoder, tmp_path, caplog):
+    service = build_household(VerificationService(Settings(data_dir=str(tmp_path)), encoder))
     heard = []
     service.add_listener(heard.append)
     with caplog.at_level(logging.INFO, logger="analytic.activity"):
@@ -307,7 +300,7 @@ def test_enroll_and_identify_on_the_command_line(tmp_path):
 
 
 class Renamed:
-    """GE2E under another name: an encoder the shipped cohort was not built with."""
+    """The default encoder under another name: one the shipped cohort was not built with."""
 
     name = "other"
     sample_rate = 16_000
@@ -324,17 +317,20 @@ class Renamed:
         return getattr(self.inner, attribute)  # anything else the encoder interface grows
 
 
-def test_without_a_cohort_for_the_encoder_scores_are_raw_and_it_says_so(ge2e, tmp_path, caplog):
-    ge2e_service = build_household(VerificationService(Settings(data_dir=str(tmp_path)), ge2e))
-    ge2e_service.enrol(EnrolOptions(external_id="dad"), [recording(MALE_A[0])])
-    ge2e_service.close()
+def test_without_a_cohort_for_the_encoder_scores_are_raw_and_it_says_so(encoder, tmp_path, caplog):
+    default = build_household(VerificationService(Settings(data_dir=str(tmp_path)), encoder))
+    default.enrol(EnrolOptions(external_id="dad"), [recording(MALE_A[0])])
+    default.close()
     with caplog.at_level(logging.WARNING):
         other = build_household(VerificationService(Settings(data_dir=str(tmp_path)),
-                                                    Renamed(ge2e)))
+                                                    Renamed(encoder)))
     assert (other.score_norm, other.threshold) == ("none", 0.5)
     assert any(getattr(r, "event", None) == "asnorm_unavailable" for r in caplog.records)
-    # A voiceprint is only compared with embeddings of the encoder that made it.
-    assert other.identify(recording(MALE_A[1])).enrolled == 0
+    # A voiceprint is only compared with embeddings of the encoder that made it, and identify
+    # refuses rather than silently leaving the household out.
+    with pytest.raises(Conflict, match="enrolled with encoder campplus.*VOICEGATE_ENCODER="
+                                       "campplus"):
+        other.identify(recording(MALE_A[1]))
     with pytest.raises(Conflict):
         other.verify("dad", recording(MALE_A[1]))
     with pytest.raises(Conflict):

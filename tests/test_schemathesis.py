@@ -29,13 +29,13 @@ schema = schemathesis.openapi.from_dict(openapi_document())
 
 
 @pytest.fixture(scope="module")
-def generated_server(ge2e, tmp_path_factory):
+def generated_server(encoder, tmp_path_factory):
     skip_broken_lazy_modules()
     settings_ = Settings(port=free_port(), data_dir=str(tmp_path_factory.mktemp("schemathesis")),
                          max_request_bytes=2 * 1024 * 1024,
                          # generated POST /streams must not fill the session table (503 busy)
                          stream_max_sessions=100_000)
-    yield from serve_in_thread(create_app(VerificationService(settings_, ge2e)), settings_)
+    yield from serve_in_thread(create_app(VerificationService(settings_, encoder)), settings_)
 
 
 @schema.parametrize()

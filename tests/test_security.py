@@ -32,11 +32,11 @@ def error_code(response: requests.Response) -> str:
 
 
 @pytest.fixture(scope="module")
-def protected(ge2e, tmp_path_factory):
+def protected(encoder, tmp_path_factory):
     """A live server with both tokens set (and its own empty voiceprint store)."""
     settings = Settings(port=free_port(), api_token=API_TOKEN, admin_token=ADMIN_TOKEN,
                         data_dir=str(tmp_path_factory.mktemp("protected")))
-    yield from serve_in_thread(create_app(VerificationService(settings, ge2e)), settings)
+    yield from serve_in_thread(create_app(VerificationService(settings, encoder)), settings)
 
 
 @pytest.mark.parametrize("method, path", [
@@ -111,9 +111,9 @@ def test_the_admin_token_manages_enrolments_and_does_the_rest(protected):
                         timeout=TIMEOUT).status_code == 200
 
 
-def test_one_api_token_alone_also_manages_enrolments(ge2e, tmp_path):
+def test_one_api_token_alone_also_manages_enrolments(encoder, tmp_path):
     settings = Settings(port=free_port(), api_token=API_TOKEN, data_dir=str(tmp_path))
-    for url in serve_in_thread(create_app(VerificationService(settings, ge2e)), settings):
+    for url in serve_in_thread(create_app(VerificationService(settings, encoder)), settings):
         assert requests.get(url + "/models", timeout=TIMEOUT).status_code == 401
         response = requests.delete(url + "/enrollments", headers=bearer(API_TOKEN),
                                    timeout=TIMEOUT)
@@ -142,9 +142,9 @@ def test_bind_refusal(host, tokens, opt_in, refused):
     assert (auth.bind_refusal(settings) is not None) is refused
 
 
-def test_serve_refuses_a_public_address_without_a_token(ge2e, capsys):
+def test_serve_refuses_a_public_address_without_a_token(encoder, capsys):
     settings = Settings(host="0.0.0.0", port=free_port())
-    assert serve(VerificationService(settings, ge2e)) == 2
+    assert serve(VerificationService(settings, encoder)) == 2
     message = capsys.readouterr().err
     assert "VOICEGATE_API_TOKEN" in message
     assert "VOICEGATE_ALLOW_UNAUTHENTICATED_REMOTE" in message
@@ -163,9 +163,9 @@ def test_the_start_up_line_says_how_http_is_protected_and_never_shows_a_token(ca
 
 # --- rate limit and the concurrency gate -----------------------------------------------------
 
-def test_a_client_over_the_rate_limit_gets_429_with_retry_after(ge2e, tmp_path):
+def test_a_client_over_the_rate_limit_gets_429_with_retry_after(encoder, tmp_path):
     settings = Settings(port=free_port(), rate_limit_per_min=3, data_dir=str(tmp_path))
-    for url in serve_in_thread(create_app(VerificationService(settings, ge2e)), settings):
+    for url in serve_in_thread(create_app(VerificationService(settings, encoder)), settings):
         statuses = [requests.get(url + "/models", timeout=TIMEOUT).status_code for _ in range(3)]
         assert statuses == [200, 200, 200]
         limited = requests.get(url + "/models", timeout=TIMEOUT)
@@ -184,10 +184,10 @@ def test_rate_limit_counts_each_client_apart():
         limiter.check("a")
 
 
-def test_analyses_beyond_the_limit_and_the_queue_get_503_busy(ge2e, tmp_path):
+def test_analyses_beyond_the_limit_and_the_queue_get_503_busy(encoder, tmp_path):
     settings = Settings(port=free_port(), max_concurrent=1, max_waiting=0,
                         data_dir=str(tmp_path))
-    app = create_app(VerificationService(settings, ge2e))
+    app = create_app(VerificationService(settings, encoder))
     gate: auth.Gate = app.extensions[auth.AUTH_KEY].gate
     files = {"file1": ("a.flac", MALE_A[0].read_bytes()),
              "file2": ("b.flac", MALE_A[1].read_bytes())}

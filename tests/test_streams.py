@@ -120,9 +120,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture(scope="module")
-def stream_url(ge2e, tmp_path_factory, clock) -> Iterator[str]:
+def stream_url(encoder, tmp_path_factory, clock) -> Iterator[str]:
     settings = Settings(port=free_port(), data_dir=str(tmp_path_factory.mktemp("streams")))
-    service = VerificationService(settings, ge2e)
+    service = VerificationService(settings, encoder)
     household = build_household(service)
     household.streams = StreamRegistry(IDLE_S, settings.stream_max_s, clock=clock)
     yield from serve_in_thread(create_app(service, household=household), settings)

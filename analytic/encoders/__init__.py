@@ -31,6 +31,9 @@ class SpeakerEncoder(Protocol):
     # Threshold for pairs where either recording is narrowband (below 16 kHz), or None to use
     # ``default_threshold`` for those too.
     narrowband_threshold: float | None
+    # True: the encoder hears the recording's speech with pauses trimmed (GE2E's training
+    # recipe); False: the whole recording (CAM++, chosen on the development halves).
+    trimmed_input: bool
 
     def embed(self, speech: np.ndarray) -> np.ndarray:
         """Voiceprint of 16 kHz mono float32 speech, L2-normalised."""

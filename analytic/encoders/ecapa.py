@@ -24,6 +24,7 @@ class EcapaEncoder:
 
     name = "ecapa"
     sample_rate = 16_000
+    trimmed_input = True
     default_threshold = ECAPA_THRESHOLD
     narrowband_threshold = None  # not measurable without the real weights
 

@@ -26,6 +26,7 @@ class Ge2eEncoder:
     name = "ge2e"
     embedding_size = 256
     sample_rate = 16_000
+    trimmed_input = True
     default_threshold = GE2E_THRESHOLD
     narrowband_threshold = GE2E_NARROWBAND_THRESHOLD
 
