@@ -295,7 +295,14 @@ def evaluate_enrolment(
     prints = embed_files(service, names, root, sample_rate, progress)
     scores = score_enrolment_trials(prints, expanded, setup, norm)
     is_target = np.array([t.target for t in expanded], dtype=bool)
-    if threshold is None:
-        threshold = (ASNORM_THRESHOLDS.get(service.encoder.name, 0.0) if norm is not None
-                     else service.default_threshold)
-    return Report.of(scores, is_target, threshold, len(expanded), len(names)), setup.line(detail)
+    if threshold is None:  # what the service would use on this scale (one voiceprint tried)
+        scale = (service.policy.calibration.scale(f"{setup.norm}_wideband")
+                 if service.policy.calibration else None)
+        if scale is not None:
+            threshold = round(scale.threshold_for(service.policy.false_accept), 4)
+        else:
+            threshold = (ASNORM_THRESHOLDS.get(service.encoder.name, 0.0) if norm is not None
+                         else service.default_threshold)
+    report = Report.of(scores, is_target, threshold, len(expanded), len(names),
+                       score_norm=setup.norm)
+    return report, setup.line(detail)

@@ -36,7 +36,9 @@ class VerificationOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threshold: float | None = Field(None, ge=-1.0, le=1.0, description="Cosine threshold.")
+    threshold: float | None = Field(
+        None, allow_inf_nan=False, ge=-1000.0, le=1000.0,
+        description="Decision threshold on the service's score scale (see score_norm).")
     request_id: str | None = Field(None, max_length=200)
     requestor_id: str | None = Field(None, max_length=200)
     requestor_type: str | None = Field(None, max_length=200)

@@ -51,9 +51,9 @@ def test_campplus_features_match_torchaudios_kaldi_fbank():
     """kaldi-native-fbank against an independent implementation of the same Kaldi recipe
     (torchaudio's pure-Python compliance module), on real speech."""
     import torch
+    from torchaudio.compliance import kaldi
 
     import analytic.torchaudio_compat  # noqa: F401  (torchaudio's native extension)
-    from torchaudio.compliance import kaldi
 
     samples = audio(MALE_A[0])
     ours = fbank(samples)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import requests
 
+from analytic.calibration import load_calibration
 from analytic.errors import Conflict
 from analytic.household import HouseholdService, build_household
 from analytic.logs import JsonFormatter
@@ -100,8 +101,8 @@ def test_verify_accepts_the_person_and_rejects_the_other(url):
     enrol_household(url)
     accepted = verify(url, "dad", MALE_A[2]).json()
     assert accepted["decision"] is True and accepted["score"] >= accepted["threshold"]
-    assert accepted["external_id"] == "dad" and accepted["model"] == "ge2e"
-    assert 0 < accepted["raw_score"] <= 1
+    assert accepted["external_id"] == "dad" and accepted["model"] == "campplus"
+    assert 0 < accepted["raw_score"] <= 1 and accepted["confidence"] > 0.5
     for external_id, path in (("mum", MALE_A[2]), ("dad", FEMALE_A[2]), ("dad", MALE_STRANGER),
                               ("mum", FEMALE_STRANGER)):
         rejected = verify(url, external_id, path).json()
@@ -130,10 +131,11 @@ def test_enrolments_add_replace_list_and_forget_everyone(url):
     enrol(url, "mum", FEMALE_A[:1])
     listing = requests.get(url + "/enrollments", timeout=TIMEOUT).json()
     assert listing["count"] == 2
-    assert (listing["score_norm"], listing["threshold"]) == ("asnorm", 3.07)
+    calibrated = load_calibration("campplus").scale("asnorm_wideband").threshold_at(0.01)
+    assert (listing["score_norm"], listing["threshold"]) == ("asnorm", round(calibrated, 4))
     assert [p["external_id"] for p in listing["enrollments"]] == ["dad", "mum"]
     one = requests.get(url + "/enrollments/dad", timeout=TIMEOUT).json()
-    assert one["sample_count"] == 1 and one["encoder"] == "ge2e"
+    assert one["sample_count"] == 1 and one["encoder"] == "campplus"
     assert one["created_at"] <= one["updated_at"]
     assert one["samples"] is None and one["centroid"] is None  # no vectors by default
     forbidden = requests.get(url + "/enrollments/dad", params={"export": "true"}, timeout=TIMEOUT)
@@ -206,7 +208,8 @@ def test_the_household_on_each_store(encoder, store_factory):
 def test_raw_cosine_when_normalisation_is_off(encoder, tmp_path):
     settings = Settings(data_dir=str(tmp_path), score_norm="none")
     service = build_household(VerificationService(settings, encoder))
-    assert (service.score_norm, service.threshold) == ("none", encoder.default_threshold)
+    calibrated = load_calibration("campplus").scale("none_wideband").threshold_at(0.01)
+    assert (service.score_norm, service.threshold) == ("none", round(calibrated, 4))
     service.enrol(EnrolOptions(external_id="dad"), [recording(p) for p in MALE_A[:2]])
     found = service.identify(recording(MALE_A[2]))
     assert (found.match, found.score_norm) == ("dad", "none")
@@ -249,7 +252,7 @@ def test_export_only_when_allowed(encoder, tmp_path):
     service = build_household(VerificationService(settings, encoder))
     service.enrol(EnrolOptions(external_id="dad"), [recording(p) for p in MALE_A[:2]])
     exported = service.info("dad", export=True)
-    assert len(exported.samples) == 2 and len(exported.samples[0]) == 256
+    assert len(exported.samples) == 2 and len(exported.samples[0]) == 192
     assert np.linalg.norm(exported.centroid) == pytest.approx(1.0, abs=1e-4)
     service.close()
 
@@ -272,7 +275,7 @@ def test_activity_log_has_one_line_per_event_and_no_vectors(encoder, tmp_path, c
     assert lines[2]["match"] is None and lines[2]["candidates"][0][0] == "dad"
     for line in lines:
         text = json.dumps(line)
-        assert len(text) < 600  # a 256-d vector would be thousands of characters
+        assert len(text) < 600  # a 192-d vector would be thousands of characters
         assert not any(k in line for k in ("samples", "centroid", "embedding", "audio"))
     assert [type(r).__name__ for r in heard] == [
         "EnrolmentResult", "HouseholdVerification", "Identification", "DeleteResult"]
