@@ -49,3 +49,23 @@ def test_bodies_are_the_pydantic_models():
         mode="serialization", ref_template="#/components/schemas/{model}")
     assert schemas["VerificationResult"] == {k: v for k, v in expected.items() if k != "$defs"}
     assert document["paths"]["/health"]["get"]["security"] == []
+
+
+def test_the_sifis_url_answers_with_the_sifis_envelope():
+    from analytic.schemas import SifisResult
+
+    document = openapi_document()
+    schemas = document["components"]["schemas"]
+    sifis = document["paths"]["/speaker_verification/{first_audio_file}/{second_audio_file}"
+                              "/{requestor_id}/{requestor_type}/{request_id}"]["post"]
+    ok = sifis["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/SifisResult"}
+    expected = SifisResult.model_json_schema(mode="serialization",
+                                             ref_template="#/components/schemas/{model}")
+    assert schemas["SifisResult"] == {k: v for k, v in expected.items() if k != "$defs"}
+    for name, schema in expected["$defs"].items():
+        assert schemas[name] == schema
+    value = schemas["SifisValue"]["properties"]
+    assert {"Cosine Similarity", "Result", "connected", "first_audio_file"} <= set(value)
+    body = sifis["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert "required" not in body and body["minProperties"] == 2  # any two part names
