@@ -145,6 +145,10 @@ class DhtForwarder:
                 self._read_incoming()
             except (websocket.WebSocketException, OSError) as exc:
                 self._lost(exc)
+            except Exception as exc:  # a bug here must not end forwarding for good
+                log.exception("dht link failed", extra={"event": "dht_internal_error"})
+                self._lost(exc)
+                self._sleep(self._reconnect[1])
         self._close()
 
     def _finished(self) -> bool:

@@ -11,7 +11,11 @@ against a real websocket server (``tests/dht_server.py``), stopped and started a
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +30,7 @@ from analytic.service import VerificationService
 from analytic.settings import Settings
 from analytic.web import create_app
 from tests import audio_factory as make
-from tests.conftest import FEMALE_A, MALE_A, free_port, serve_in_thread
+from tests.conftest import FEMALE_A, MALE_A, free_port, serve_in_thread, stop_process
 from tests.dht_server import DhtServer
 
 TIMEOUT = 60
@@ -257,17 +261,16 @@ def test_a_dht_that_never_answers_the_handshake_holds_up_no_answer(ge2e):
     threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
     url = f"ws://127.0.0.1:{silent.getsockname()[1]}/ws"
     forwarder = fast_forwarder(url, timeout_s=3600.0)
-    try:
-        with served_with(forwarder, ge2e) as base_url:
+    with served_with(forwarder, ge2e) as base_url:
+        try:
             wait_until(lambda: bool(accepted), "the link to connect")
             answer = analytics_api_verifies(base_url, wav(MALE_A[0]), wav(MALE_A[1]), "stuck")
             assert answer["result"] == "Same Speaker"
             assert health(base_url)["dht"] == "disconnected"
-            silent.close()  # let the link thread go: its handshake fails, reconnects are refused
+        finally:  # let the link thread go: its handshake fails, reconnects are refused
+            silent.close()
             for sock in accepted:
                 sock.close()
-    finally:
-        silent.close()
 
 
 def test_health_has_no_dht_without_one(base_url):
@@ -278,3 +281,36 @@ def test_the_forwarder_is_off_unless_a_url_is_set():
     assert DhtForwarder.from_settings(Settings()) is None
     forwarder = DhtForwarder.from_settings(Settings(sifis_dht_url="ws://localhost:3000/ws"))
     assert forwarder is not None and forwarder.url == "ws://localhost:3000/ws"
+
+
+def test_serve_forwards_to_the_dht_it_is_given(dht, tmp_path):
+    """``python -m analytic serve`` as a SIFIS deployment runs it: the DHT link comes up, a
+    consumer's answer reaches the DHT unchanged, and SIGTERM stops it all cleanly."""
+    port = free_port()
+    env = {**os.environ, "VOICEGATE_SIFIS_DHT_URL": dht.url, "VOICEGATE_MQTT_ENABLED": "false",
+           "VOICEGATE_SIFIS_DHT_RECONNECT_MIN_S": "0.2", "VOICEGATE_DATA_DIR": str(tmp_path)}
+    log = tmp_path / "serve.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "analytic", "serve", "--port",
+                                    str(port)], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=stderr)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        def connected() -> bool:
+            assert process.poll() is None, log.read_text()
+            try:
+                return health(base_url)["dht"] == "connected"
+            except requests.ConnectionError:
+                return False
+
+        wait_until(connected, "serve's DHT link", timeout=180.0)
+        answer = analytics_api_verifies(base_url, wav(MALE_A[0]), wav(MALE_A[2]), "served")
+        assert dht.wait_for(1) == [answer["body"]]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        stop_process(process)
+    events = [json.loads(line).get("event") for line in log.read_text().splitlines()
+              if line.startswith("{")]
+    assert "dht_connected" in events
+    assert "Cosine Similarity" not in log.read_text()  # messages are never logged
