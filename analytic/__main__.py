@@ -130,11 +130,14 @@ def serve(service: VerificationService) -> int:
     Both doors share one household service too: one store connection, one set of stream
     sessions, and one listener list, so an identification over HTTP reaches the bus's speaker
     topic. The adapter connects in the background, so HTTP serves whether or not a broker is
-    there (``/health`` says ``bus: disconnected`` meanwhile). SIGTERM and SIGINT stop both
-    cleanly: queued bus requests are finished, ``offline`` is published, the session is left
-    for the next start, and the voiceprint store is closed last.
+    there (``/health`` says ``bus: disconnected`` meanwhile). With ``sifis_dht_url`` every
+    verification result is also forwarded to the SIFIS-Home DHT, from its own thread, so a
+    missing DHT never holds up an answer either (``dht: disconnected``). SIGTERM and SIGINT
+    stop all of it cleanly: queued bus requests are finished, ``offline`` is published, the
+    session is left for the next start, and the voiceprint store is closed last.
     """
     from analytic.auth import bind_refusal, log_access_mode
+    from analytic.dht import DhtForwarder
     from analytic.household import build_household
     from analytic.server import make_server
     from analytic.voiceprints.crypto import VoiceprintKeyError
@@ -155,17 +158,22 @@ def serve(service: VerificationService) -> int:
         print(f"voicegate: {exc}", file=sys.stderr)
         return 2
     adapter = None
+    dht = DhtForwarder.from_settings(settings)
     try:
         if settings.mqtt_enabled:
             from bus_adapter.adapter import BusAdapter
 
             adapter = BusAdapter(service, household=household)
+        if dht is not None:
+            service.add_result_listener(dht.listener)
         app = create_app(service, bus_status=adapter.status if adapter else None,
-                         household=household)
+                         household=household, dht_status=dht.status if dht else None)
         server = make_server(app, settings)  # binds first: a busy port fails before the bus
         signal.signal(signal.SIGTERM, _stop_on_signal)
         if adapter is not None:
             adapter.start()
+        if dht is not None:
+            dht.start()
         log.info("serving http", extra={"event": "http_ready", "host": settings.host,
                                         "port": settings.port})
         try:
@@ -177,6 +185,8 @@ def serve(service: VerificationService) -> int:
             server.close()
             if adapter is not None:
                 adapter.stop()
+            if dht is not None:
+                dht.stop()
     finally:
         household.close()
     return 0

@@ -90,6 +90,71 @@ class VerificationResult(BaseModel):
     files: list[FileReport]
 
 
+# --- The SIFIS-Home envelope (the SIFIS URL's 200 body, the bus's SIFIS topic, the DHT) ---
+# sifis-home/flask_speaker_verification answers with, and sends to the SIFIS DHT, a
+# ``RequestPostTopicUUID`` message; the SIFIS analytics API reads ``["RequestPostTopicUUID"]
+# ["value"]`` of the 200 body and forwards the whole message to the DHT unchanged.
+
+SIFIS_TOPIC_NAME = "SIFIS:Privacy_Aware_Speaker_Verification_Results"
+SIFIS_TOPIC_UUID = "Speaker_Verification_Results"
+SIFIS_DESCRIPTION = "Speaker Verification Results"
+
+
+class SifisValue(BaseModel):
+    """The SIFIS keys, spelt and typed as the original analytic sends them, then Voicegate's
+    own fields that add to them (``score`` and ``result`` are already there as "Cosine
+    Similarity" and "Result")."""
+
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
+
+    description: Literal["Speaker Verification Results"] = SIFIS_DESCRIPTION
+    requestor_id: str | None = Field(
+        description="From the SIFIS URL (always a string there); null when another door's "
+        "request had none.")
+    requestor_type: str | None
+    request_id: str | None
+    analyzer_id: str
+    analysis_id: str
+    connected: Literal[True] = Field(True, description="Always true, as in the original.")
+    first_audio_file: str = Field(description="The SIFIS URL's first name (else the file's).")
+    second_audio_file: str
+    cosine_similarity: float = Field(
+        alias="Cosine Similarity", description="Cosine similarity of the voiceprints, -1..1.")
+    outcome: Literal["Same Speaker", "Different Speaker"] = Field(alias="Result")
+    decision: bool
+    threshold: float = Field(description="The score needed for 'Same Speaker'.")
+    bandwidth: Literal["wideband", "narrowband"]
+    model: str
+    files: list[FileReport]
+
+
+class SifisMessage(BaseModel):
+    topic_name: Literal["SIFIS:Privacy_Aware_Speaker_Verification_Results"] = SIFIS_TOPIC_NAME
+    topic_uuid: Literal["Speaker_Verification_Results"] = SIFIS_TOPIC_UUID
+    value: SifisValue
+
+
+class SifisResult(BaseModel):
+    """The SIFIS-Home DHT ``RequestPostTopicUUID`` envelope of one decision: the SIFIS URL's
+    200 body, the payload of ``VOICEGATE_MQTT_SIFIS_TOPIC`` and the DHT message, all three
+    made by ``from_result`` from the same ``VerificationResult``."""
+
+    RequestPostTopicUUID: SifisMessage
+
+    @classmethod
+    def from_result(cls, result: VerificationResult) -> SifisResult:
+        first, second = (f.name for f in result.files)
+        value = SifisValue(
+            requestor_id=result.requestor_id, requestor_type=result.requestor_type,
+            request_id=result.request_id, analyzer_id=result.analyzer_id,
+            analysis_id=result.analysis_id, first_audio_file=first, second_audio_file=second,
+            cosine_similarity=result.score, outcome=result.result, decision=result.decision,
+            threshold=result.threshold, bandwidth=result.bandwidth, model=result.model,
+            files=result.files,
+        )
+        return cls(RequestPostTopicUUID=SifisMessage(value=value))
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -118,6 +183,9 @@ class Health(BaseModel):
     model: str
     version: str
     bus: str | None = Field(None, description="connected / disconnected; null without a bus.")
+    dht: str | None = Field(
+        None, description="The SIFIS-Home DHT link: connected / disconnected; null when "
+        "VOICEGATE_SIFIS_DHT_URL is unset.")
 
 
 # --- Household voiceprints: enrol, verify, identify, streams (analytic/household.py) ---

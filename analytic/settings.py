@@ -137,6 +137,30 @@ class Settings(BaseSettings):
         description="Also publish SIFIS-Home wrapped results here; empty = off.",
     )
 
+    # --- SIFIS-Home DHT forwarding (analytic/dht.py), as the original analytic does. ---
+    sifis_dht_url: str = Field(
+        "",
+        pattern=r"^(wss?://\S+)?$",
+        description="Websocket of the SIFIS-Home DHT (e.g. ws://localhost:3000/ws): every "
+        "verification result is also sent there as a RequestPostTopicUUID message; empty = off.",
+    )
+    sifis_dht_queue_size: int = Field(
+        100, ge=1,
+        description="Messages kept for the DHT while it is unreachable; beyond it the oldest "
+        "is dropped (the DHT keeps only the latest value of the topic anyway).",
+    )
+    sifis_dht_reconnect_min_s: float = Field(
+        1.0, gt=0.0, description="First delay before reconnecting to the DHT, seconds."
+    )
+    sifis_dht_reconnect_max_s: float = Field(
+        30.0, gt=0.0, description="The reconnect delay doubles up to this many seconds."
+    )
+    sifis_dht_timeout_s: float = Field(
+        10.0, gt=0.0,
+        description="Longest a connect or a send to the DHT may take before the link is "
+        "dropped and tried again.",
+    )
+
     # --- Household voiceprint store, identification and streams (analytic/household.py). ---
     data_dir: str = Field(
         "./data",

@@ -23,6 +23,7 @@ from analytic.schemas import (
     ErrorDetail,
     Health,
     ModelInfo,
+    SifisResult,
     VerificationOptions,
     validated,
 )
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_KEY = "voicegate.service"
 BUS_STATUS_KEY = "voicegate.bus_status"
+DHT_STATUS_KEY = "voicegate.dht_status"
 OPTION_FIELDS = ("threshold", "request_id", "requestor_id", "requestor_type")
 
 HTTP_CODES = {
@@ -65,13 +67,19 @@ def create_app(
     service: VerificationService,
     bus_status: Callable[[], str] | None = None,
     household: HouseholdService | None = None,
+    dht_status: Callable[[], str] | None = None,
 ) -> Flask:
-    """Build the app around an already-loaded service (models load once, outside requests)."""
+    """Build the app around an already-loaded service (models load once, outside requests).
+
+    ``bus_status`` and ``dht_status`` report the bus adapter's and the DHT forwarder's links
+    in ``/health``; None means that link is not configured.
+    """
     app = Flask(__name__)
     app.request_class = InMemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_request_bytes
     app.extensions[SERVICE_KEY] = service
     app.extensions[BUS_STATUS_KEY] = bus_status
+    app.extensions[DHT_STATUS_KEY] = dht_status
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.register_blueprint(api)
     app.extensions[HOUSEHOLD_KEY] = household or build_household(service)  # opens the store
@@ -107,25 +115,31 @@ def speaker_verification_sifis(
     requestor_type: str,
     request_id: str,
 ) -> Any:
-    """The SIFIS-Home analytic's URL: ids come from the path, file names are echoed from it."""
-    file1 = (first_audio_file, _uploaded("file1")[1])
-    file2 = (second_audio_file, _uploaded("file2")[1])
+    """The SIFIS-Home analytic's URL and answer: the ``RequestPostTopicUUID`` envelope the
+    SIFIS analytics API reads. Ids come from the path, the file names too (as the original
+    echoes them); the audio is the first two file parts, whatever their field names, as the
+    original takes them."""
+    first, second = _first_two_uploads()
     path_fields = {
         "requestor_id": requestor_id,
         "requestor_type": requestor_type,
         "request_id": request_id,
     }
-    return _verify(file1, file2, _options(path_fields))
+    result = _service().verify((first_audio_file, first), (second_audio_file, second),
+                               _options(path_fields))
+    return jsonify(SifisResult.from_result(result).model_dump())
 
 
 @api.get("/health")
 def health() -> Any:
     service = _service()
     bus_status = current_app.extensions[BUS_STATUS_KEY]
+    dht_status = current_app.extensions[DHT_STATUS_KEY]
     body = Health(
         model=service.encoder.name,
         version=__version__,
         bus=bus_status() if bus_status else None,
+        dht=dht_status() if dht_status else None,
     )
     return jsonify(body.model_dump())
 
@@ -162,6 +176,18 @@ def _uploaded(field: str) -> tuple[str, bytes]:
             f"multipart field '{field}' with an audio file is required", code="missing_file"
         )
     return upload.filename or field, upload.stream.read()
+
+
+def _first_two_uploads() -> tuple[bytes, bytes]:
+    """The audio of the first two file parts in the body, whatever they are called (parts that
+    share a name count in turn); 400 when there are fewer than two."""
+    uploads = [upload for _, upload in request.files.items(multi=True)][:2]
+    if len(uploads) < 2:
+        raise BadRequest(
+            f"two multipart file parts with audio are required, got {len(uploads)}",
+            code="missing_file",
+        )
+    return uploads[0].stream.read(), uploads[1].stream.read()
 
 
 def _options(overrides: dict[str, str]) -> VerificationOptions:

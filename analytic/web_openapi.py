@@ -31,6 +31,7 @@ from analytic.schemas import (
     HouseholdVerification,
     Identification,
     ModelInfo,
+    SifisResult,
     StreamInfo,
     VerificationOptions,
     VerificationResult,
@@ -51,7 +52,7 @@ class ModelList(BaseModel):
 
 
 RESPONSE_MODELS: list[type[BaseModel]] = [
-    VerificationResult, ErrorBody, Health, ModelList, EnrolmentResult, EnrolmentList,
+    VerificationResult, SifisResult, ErrorBody, Health, ModelList, EnrolmentResult, EnrolmentList,
     EnrolmentInfo, DeleteResult, HouseholdVerification, Identification, StreamInfo,
     AnalysisResult,
 ]
@@ -112,7 +113,11 @@ def openapi_document() -> dict[str, Any]:
     defs: dict[str, Any] = {}
     verification = _multipart({"file1": AUDIO, "file2": AUDIO,
                                **_fields(VerificationOptions, defs)}, ["file1", "file2"])
-    sifis = _multipart({"file1": AUDIO, "file2": AUDIO}, ["file1", "file2"])
+    sifis = _multipart({"file1": AUDIO, "file2": AUDIO}, [])
+    sifis["content"]["multipart/form-data"]["schema"].update(
+        additionalProperties=AUDIO, minProperties=2,
+        description="Two recordings: the first two file parts, whatever their field names "
+                    "(the SIFIS analytics API sends file1 and file2).")
     household_options = _fields(HouseholdOptions, defs)
     member = _multipart({"file": AUDIO, "stream": STREAM_FIELD,
                          **{k: v for k, v in household_options.items() if k != "site"}}, [])
@@ -139,8 +144,8 @@ def openapi_document() -> dict[str, Any]:
             "Is this the same speaker as that recording?", VerificationResult,
             body=verification)},
         sifis_path: {"post": _operation(
-            "The SIFIS-Home analytic's URL: names and ids from the path.", VerificationResult,
-            body=sifis)},
+            "The SIFIS-Home analytic's URL and answer: the RequestPostTopicUUID envelope, "
+            "names and ids from the path.", SifisResult, body=sifis)},
         "/health": {"get": {**_operation("Liveness; never needs a token.", Health),
                             "security": []}},
         "/models": {"get": _operation("The loaded speaker encoder.", ModelList)},

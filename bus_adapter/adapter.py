@@ -46,6 +46,7 @@ from analytic.schemas import (
     EnrolmentResult,
     HouseholdVerification,
     Identification,
+    SifisResult,
     VerificationResult,
 )
 from analytic.service import VerificationService
@@ -60,7 +61,6 @@ from bus_adapter.messages import (
     BusError,
     EnrollmentRequest,
     IdentifyRequest,
-    SifisResult,
     SpeakerState,
     StreamEnd,
     StreamEnrol,
@@ -555,7 +555,7 @@ class BusAdapter:
             return
         self._publish(self.topics.result, result.model_dump_json(), json_payload=True)
         if self.topics.sifis:
-            self._publish(self.topics.sifis, SifisResult.wrap(result).model_dump_json(),
+            self._publish(self.topics.sifis, SifisResult.from_result(result).model_dump_json(),
                           json_payload=True)
 
     def _on_household_result(self, result: BaseModel) -> None:

@@ -31,7 +31,6 @@ from analytic.schemas import (
     ExternalId,
     HouseholdOptions,
     VerificationOptions,
-    VerificationResult,
 )
 from bus_adapter.topics import is_reply_topic
 
@@ -208,27 +207,6 @@ class BusError(BaseModel):
     request_id: str | None = None
     code: str
     message: str
-
-
-SIFIS_TOPIC_NAME = "SIFIS:Privacy_Aware_Speaker_Verification_Results"
-SIFIS_TOPIC_UUID = "Speaker_Verification_Results"
-
-
-class SifisTopicValue(BaseModel):
-    topic_name: Literal["SIFIS:Privacy_Aware_Speaker_Verification_Results"] = SIFIS_TOPIC_NAME
-    topic_uuid: Literal["Speaker_Verification_Results"] = SIFIS_TOPIC_UUID
-    value: VerificationResult
-
-
-class SifisResult(BaseModel):
-    """The SIFIS-Home DHT ``RequestPostTopicUUID`` envelope, so a DHT bridge can forward results
-    without knowing our schema."""
-
-    RequestPostTopicUUID: SifisTopicValue
-
-    @classmethod
-    def wrap(cls, result: VerificationResult) -> SifisResult:
-        return cls(RequestPostTopicUUID=SifisTopicValue(value=result))
 
 
 _REQUEST_ID = re.compile(rb'\s*:\s*"((?:[^"\\]|\\.){0,200})"')

@@ -381,8 +381,13 @@ def test_home_assistant_discovery_and_sifis_result(mqtt_broker, encoder):
     envelope = body(sifis)["RequestPostTopicUUID"]
     assert envelope["topic_name"] == "SIFIS:Privacy_Aware_Speaker_Verification_Results"
     assert envelope["topic_uuid"] == "Speaker_Verification_Results"
-    assert envelope["value"]["request_id"] == "for-sifis"
-    assert envelope["value"]["decision"] is True
+    value = envelope["value"]  # the SIFIS URL's 200 body (tests/test_sifis.py), not the plain one
+    assert value["request_id"] == "for-sifis"
+    assert (value["Result"], value["decision"], value["connected"]) == ("Same Speaker", True, True)
+    assert value["Cosine Similarity"] >= value["threshold"]
+    assert (value["first_audio_file"], value["second_audio_file"]) == (
+        value["files"][0]["name"], value["files"][1]["name"])
+    assert "score" not in value
 
 
 def test_publish_pair_cli_prints_the_answer(mqtt_broker, encoder, tmp_path):

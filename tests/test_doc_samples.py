@@ -35,11 +35,17 @@ REQUESTS: list[type[BaseModel]] = [
 WHOLE_ANSWERS: list[type[BaseModel]] = [
     schemas.VerificationResult, schemas.EnrolmentResult, schemas.Identification,
     schemas.HouseholdVerification, messages.SpeakerState, messages.BusError,
-    messages.SifisResult, schemas.ErrorBody, schemas.Health,
+    schemas.SifisResult, schemas.ErrorBody, schemas.Health,
 ]
 # AnalysisResult.payload() leaves out absent options, so its sample may too.
 PARTIAL_ANSWERS: list[type[BaseModel]] = [schemas.AnalysisResult]
 NESTED = {"files": schemas.FileReport, "candidates": schemas.Candidate}
+# Objects inside a whole answer, found by the keys of the object holding them: the SIFIS
+# envelope's message, and that message's value.
+INNER: dict[tuple[str, ...], dict[str, type[BaseModel]]] = {
+    ("RequestPostTopicUUID",): {"RequestPostTopicUUID": schemas.SifisMessage},
+    ("topic_name", "topic_uuid", "value"): {"value": schemas.SifisValue},
+}
 
 
 def names(model: type[BaseModel]) -> set[str]:
@@ -82,8 +88,24 @@ def test_a_sample_fits_its_message_model(block: Block, sample: dict):
             f"{block.where()}: the sample leaves out fields every answer has: {missing}")
     if fitting[0] in REQUESTS:
         return
+    check_nested(block, sample)
+
+
+def check_nested(block: Block, sample: dict) -> None:
+    """List items (``files``, ``candidates``) may only hold their model's fields; the SIFIS
+    envelope's message and value are whole answers of their own (all fields, or an ellipsis)."""
     for key, model in NESTED.items():
         for item in sample.get(key) or []:
             extra = set(item) - ELLIPSIS_KEYS - names(model)
             assert not extra, (
                 f"{block.where()}: {key} item has {sorted(extra)}, not fields of {model.__name__}")
+    for key, model in INNER.get(tuple(sorted(sample)), {}).items():
+        inner = sample[key]
+        keys = set(inner) - ELLIPSIS_KEYS
+        assert keys <= names(model), (
+            f"{block.where()}: {key} has {sorted(keys - names(model))}, not fields of "
+            f"{model.__name__}")
+        if not set(inner) & ELLIPSIS_KEYS:
+            assert names(model) <= keys, (
+                f"{block.where()}: {key} leaves out {sorted(names(model) - keys)}")
+        check_nested(block, inner)

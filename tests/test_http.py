@@ -113,10 +113,13 @@ def test_8khz_same_speaker_is_accepted(base_url):
 def test_sifis_url_echoes_names_and_ids_from_the_path(base_url):
     path = "/speaker_verification/alice1.wav/alice2.flac/hall-sensor/sensor/r-42"
     body = post_pair(base_url, MALE_A[0].read_bytes(), MALE_A[1].read_bytes(), path=path).json()
-    assert [f["name"] for f in body["files"]] == ["alice1.wav", "alice2.flac"]
-    assert (body["requestor_id"], body["requestor_type"], body["request_id"]) == (
+    value = body["RequestPostTopicUUID"]["value"]  # the SIFIS envelope: tests/test_sifis.py
+    assert [f["name"] for f in value["files"]] == ["alice1.wav", "alice2.flac"]
+    assert (value["first_audio_file"], value["second_audio_file"]) == ("alice1.wav",
+                                                                      "alice2.flac")
+    assert (value["requestor_id"], value["requestor_type"], value["request_id"]) == (
         "hall-sensor", "sensor", "r-42")
-    assert body["decision"] is True
+    assert value["decision"] is True
 
 
 def test_health_and_models(base_url):

@@ -11,7 +11,8 @@ Node-RED sidebar itself uses. Every connected editor client receives each debug 
 id, name and the message, as JSON) and the status of every node, so the test needs no change to
 the flow (its debug nodes keep ``console: false``), reads structured data rather than scraping
 ``util.inspect`` output from the log, and can wait for the MQTT node's "connected" status before
-anything is published. The client is the small ``websocket-client`` package (test extra).
+anything is published. The client is the small ``websocket-client`` package (a dependency:
+``analytic/dht.py`` uses it too).
 
 Node-RED runs on 127.0.0.1 only, from a generated settings.js with telemetry (and so its
 update check), diagnostics, projects and module installs off: it makes no network call beyond

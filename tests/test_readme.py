@@ -36,6 +36,14 @@ EXAMPLES = [
             why="script/test (which CI runs) installs both with this apt-get line when missing; "
                 "this test starts its own Mosquitto"),
     Example(". .venv/bin/activate", "shell"),
+    Example("/first_audio_file.wav/second_audio_file.wav/33466553786f48cb72faad7b2fb9d0952c97/",
+            "shell",
+            output=(r'(?m)^\{"RequestPostTopicUUID": ?\{"topic_name": ?'
+                    r'"SIFIS:Privacy_Aware_Speaker_Verification_Results"',
+                    r'"topic_uuid": ?"Speaker_Verification_Results"',
+                    r'"requestor_id": ?"33466553786f48cb72faad7b2fb9d0952c97"',
+                    r'"connected": ?true', r'"first_audio_file": ?"first_audio_file.wav"',
+                    r'"Cosine Similarity": ?0\.\d+', r'"Result": ?"Same Speaker"')),
     Example("mosquitto_sub -t 'voicegate/verification/result' -t 'voicegate/error' -v", "watch"),
     Example("--request-id door-1", "shell",
             output=(r'"request_id": ?"door-1"', r'"decision": ?true'),
