@@ -102,7 +102,7 @@ SIFIS_DESCRIPTION = "Speaker Verification Results"
 
 class SifisValue(BaseModel):
     """The SIFIS keys, spelt and typed as the original analytic sends them, then Voicegate's
-    own fields that add to them (``score`` and ``result`` are already there as "Cosine
+    own fields that add to them (``raw_score`` and ``result`` are already there as "Cosine
     Similarity" and "Result")."""
 
     model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
@@ -122,6 +122,9 @@ class SifisValue(BaseModel):
         alias="Cosine Similarity", description="Cosine similarity of the voiceprints, -1..1.")
     outcome: Literal["Same Speaker", "Different Speaker"] = Field(alias="Result")
     decision: bool
+    score: float = Field(description="The decision score, on the score_norm scale.")
+    score_norm: Literal["asnorm", "none"]
+    confidence: float | None = Field(description="Calibrated probability of the same speaker.")
     threshold: float = Field(description="The score needed for 'Same Speaker'.")
     bandwidth: Literal["wideband", "narrowband"]
     model: str
@@ -148,7 +151,9 @@ class SifisResult(BaseModel):
             requestor_id=result.requestor_id, requestor_type=result.requestor_type,
             request_id=result.request_id, analyzer_id=result.analyzer_id,
             analysis_id=result.analysis_id, first_audio_file=first, second_audio_file=second,
-            cosine_similarity=result.score, outcome=result.result, decision=result.decision,
+            cosine_similarity=result.raw_score if result.raw_score is not None else result.score,
+            outcome=result.result, decision=result.decision, score=result.score,
+            score_norm=result.score_norm, confidence=result.confidence,
             threshold=result.threshold, bandwidth=result.bandwidth, model=result.model,
             files=result.files,
         )

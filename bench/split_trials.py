@@ -4,9 +4,10 @@ Thresholds are chosen on the development speakers only; the test speakers are fo
 A trial is kept in a half when both its speakers belong to that half. Run from the repository
 root, once per corpus:
 
-    python bench/split_trials.py librispeech ../shared/data/librispeech/trials_test-other.csv bench/trials
-    python bench/split_trials.py wuw_telephone ../shared/data/wuw_telephone/trials.csv bench/trials
-    python bench/split_trials.py speech_commands ../shared/data/speech_commands/trials.csv bench/trials
+    D=../shared/data
+    python bench/split_trials.py librispeech $D/librispeech/trials_test-other.csv bench/trials
+    python bench/split_trials.py wuw_telephone $D/wuw_telephone/trials.csv bench/trials
+    python bench/split_trials.py speech_commands $D/speech_commands/trials.csv bench/trials
 """
 
 from __future__ import annotations

