@@ -42,6 +42,7 @@ from analytic.scorenorm import ASNORM_THRESHOLDS, AsNorm, load_cohort
 from analytic.service import VerificationService, file_report
 from analytic.settings import Settings
 from analytic.streams import StreamRegistry
+from analytic.thresholds import choose_threshold
 from analytic.voiceprints.crypto import Sealer, load_key
 from analytic.voiceprints.model import Voiceprint
 from analytic.voiceprints.scoring import VoiceprintScorer
@@ -164,10 +165,13 @@ class HouseholdService:
 
     # --- recognition ---
     def verify(
-        self, external_id: str, recording: Recording, options: HouseholdOptions | None = None
+        self, external_id: str, recording: Recording, options: HouseholdOptions | None = None,
+        privileged: bool = False,
     ) -> HouseholdVerification:
-        """Is this recording ``external_id``? 404 before any decoding when not enrolled."""
+        """Is this recording ``external_id``? 404 before any decoding when not enrolled; only
+        ``privileged`` (the admin) may loosen the threshold."""
         options = options or HouseholdOptions()
+        threshold, source = self._threshold(options, privileged)
         voiceprint = self.store.get(external_id)
         if voiceprint is None:
             raise NotFound(f"{external_id!r} is not enrolled")
@@ -176,13 +180,13 @@ class HouseholdService:
                            f"this service runs {self.encoder.name!r}: enrol again")
         clip, test = self._embed(recording)
         (score,), (raw,) = self.scorer.score_members([voiceprint.samples], test)
-        threshold = options.threshold if options.threshold is not None else self.threshold
         result = HouseholdVerification(
             external_id=external_id,
             decision=bool(score >= threshold),
             score=round(float(score), 6),
             raw_score=round(float(raw), 6),
             threshold=threshold,
+            threshold_source=source,
             score_norm=self.scorer.name,
             model=self.encoder.name,
             request_id=options.request_id,
@@ -198,13 +202,14 @@ class HouseholdService:
         return result
 
     def identify(
-        self, recording: Recording, options: HouseholdOptions | None = None
+        self, recording: Recording, options: HouseholdOptions | None = None,
+        privileged: bool = False,
     ) -> Identification:
         """Who is speaking: the best member at or above threshold, else ``match`` null."""
         options = options or HouseholdOptions()
+        threshold, source = self._threshold(options, privileged)
         members: list[Voiceprint] = self.store.all(self.encoder.name)
         clip, test = self._embed(recording)
-        threshold = options.threshold if options.threshold is not None else self.threshold
         scores, raws = self.scorer.score_members([m.samples for m in members], test)
         order = np.argsort(-scores, kind="stable")[: self.settings.identify_candidates]
         candidates = [
@@ -219,6 +224,7 @@ class HouseholdService:
             decision=known,
             score=best.score if best else None,
             threshold=threshold,
+            threshold_source=source,
             score_norm=self.scorer.name,
             candidates=candidates,
             enrolled=len(members),
@@ -236,6 +242,10 @@ class HouseholdService:
                     candidates=[(c.external_id, c.score) for c in candidates],
                     enrolled=result.enrolled, request_id=result.request_id)
         return result
+
+    def _threshold(self, options: HouseholdOptions, privileged: bool) -> tuple[float, str]:
+        may_lower = privileged or self.settings.allow_threshold_override
+        return choose_threshold(options.threshold, self.threshold, may_lower)
 
     def _embed(self, recording: Recording) -> tuple[Clip, np.ndarray]:
         name, data = recording

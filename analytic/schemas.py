@@ -6,9 +6,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from analytic.errors import BadRequest
+from analytic.ids import check_id, normalise_id
+from analytic.thresholds import ThresholdSource
 
 SAME = "Same Speaker"
 DIFFERENT = "Different Speaker"
@@ -67,6 +77,10 @@ class VerificationResult(BaseModel):
     result: Literal["Same Speaker", "Different Speaker"]
     score: float = Field(description="Cosine similarity of the two voiceprints, -1..1.")
     threshold: float = Field(description="The score needed for a 'Same Speaker' decision.")
+    threshold_source: ThresholdSource = Field(
+        "default", description="'default': the configured threshold; 'request': the request's "
+        "own (stricter, or set by the admin). Never updates the bus's retained states.",
+    )
     bandwidth: Literal["wideband", "narrowband"] = Field(
         "wideband",
         description="narrowband when either file is below 16 kHz: both are compared band-limited"
@@ -112,8 +126,12 @@ class Health(BaseModel):
 
 ExternalId = Annotated[
     str,
+    BeforeValidator(normalise_id),
     Field(min_length=1, max_length=200, pattern=r"^[^/\x00-\x1f]+$",
-          description="The caller's id for a household member (no '/' or control characters)."),
+          description="The caller's id for a household member, NFKC-normalised; no '/', "
+          "control or invisible characters, mixed Latin/Greek/Cyrillic letters, or reserved "
+          "words such as 'unknown' (analytic/ids.py)."),
+    AfterValidator(check_id),
 ]
 
 
@@ -198,6 +216,10 @@ class HouseholdVerification(BaseModel):
     score: float = Field(description="On the score_norm scale.")
     raw_score: float = Field(description="Mean cosine of the recording and the enrolment samples.")
     threshold: float
+    threshold_source: ThresholdSource = Field(
+        "default", description="'default': the configured threshold; 'request': the request's "
+        "own (stricter, or set by the admin). Never updates the bus's retained states.",
+    )
     score_norm: Literal["asnorm", "none"]
     model: str
     request_id: str | None = None
@@ -221,6 +243,10 @@ class Identification(BaseModel):
     decision: bool = Field(description="True when a household member was recognised.")
     score: float | None = Field(description="The best candidate's score, null if none enrolled.")
     threshold: float
+    threshold_source: ThresholdSource = Field(
+        "default", description="'default': the configured threshold; 'request': the request's "
+        "own (stricter, or set by the admin). Never updates the bus's retained states.",
+    )
     score_norm: Literal["asnorm", "none"]
     candidates: list[Candidate] = Field(description="Best-scoring members, best first.")
     enrolled: int = Field(description="How many voiceprints (of this encoder) were compared.")

@@ -16,6 +16,7 @@ from analytic.encoders import SpeakerEncoder
 from analytic.schemas import DIFFERENT, SAME, FileReport, VerificationOptions, VerificationResult
 from analytic.scoring import cosine, decide
 from analytic.settings import Settings
+from analytic.thresholds import choose_threshold
 
 log = logging.getLogger(__name__)
 
@@ -57,23 +58,31 @@ class VerificationService:
         file1: tuple[str, bytes],
         file2: tuple[str, bytes],
         options: VerificationOptions | None = None,
+        privileged: bool = False,
     ) -> VerificationResult:
-        """Decode, embed and score a pair; raises ``AnalyticError`` for refusable input."""
+        """Decode, embed and score a pair; raises ``AnalyticError`` for refusable input.
+
+        ``privileged`` (the admin) may send a threshold below the default; anyone else only a
+        stricter one (``analytic.thresholds``)."""
         options = options or VerificationOptions()
+        may_lower = privileged or self.settings.allow_threshold_override
+        if options.threshold is not None:  # refuse before any decoding when it can be told
+            choose_threshold(options.threshold, min(self.default_threshold,
+                                                    self.narrowband_threshold), may_lower)
         clips = [self.decode(data, name) for name, data in (file1, file2)]
         bandwidth = pair_bandwidth(clips)
         score = cosine(*(self.encoder.embed(band_limit(c.speech, bandwidth)) for c in clips))
         describe = self.settings.describe_files
         descriptions = [self.analysis.describe(c.speech) if describe else {} for c in clips]
-        threshold = options.threshold
-        if threshold is None:
-            threshold = self.threshold_for(bandwidth)
+        threshold, source = choose_threshold(options.threshold, self.threshold_for(bandwidth),
+                                             may_lower)
         decision = decide(score, threshold)
         result = VerificationResult(
             decision=decision,
             result=SAME if decision else DIFFERENT,
             score=round(score, 6),
             threshold=threshold,
+            threshold_source=source,
             bandwidth="wideband" if bandwidth >= TARGET_RATE else "narrowband",
             model=self.encoder.name,
             request_id=options.request_id,
