@@ -21,6 +21,7 @@ with warnings.catch_warnings():
     import webrtcvad
 
 from analytic.errors import NoSpeech, TooLong, TooShort, UnsupportedAudio
+from analytic.speechness import looks_like_speech, speech_features
 
 TARGET_RATE = 16_000
 # Sample rates soundfile may report that no microphone produces; treating them as audio would
@@ -71,6 +72,9 @@ def decode(data: bytes, name: str, limits: AudioLimits) -> Clip:
     speech_s = len(speech) / TARGET_RATE
     if speech_s == 0.0:
         raise NoSpeech(f"{name}: no speech found in {duration_s:.2f} s of audio")
+    if not looks_like_speech(speech_features(speech)):
+        # Noise, a tone or a buzzer the voice activity detector let through whole.
+        raise NoSpeech(f"{name}: no speech found: the sound is noise or a steady tone")
     if speech_s < limits.min_speech_s:
         raise TooShort(
             f"{name}: {speech_s:.2f} s of speech, at least {limits.min_speech_s:.2f} s needed"
