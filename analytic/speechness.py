@@ -14,9 +14,9 @@ level, channel and language:
 
 Refused as ``no_speech``: a flat median spectrum; a level that never moves; a spectral shape
 that never moves; or a level spread and a spectral change both low, below what the speech
-corpora show. The thresholds were chosen on LibriSpeech test-other
-and a development noise set; ``bench/speech_detector.py`` measures them on every corpus in
-``../shared/data`` and a separate noise test set (figures in the README).
+corpora show. The thresholds were chosen from the features of a sample of each speech corpus
+in ``../shared/data`` and a development noise set; ``bench/speech_detector.py`` measures them
+on every file of those corpora and a separate noise test set (figures in the README).
 """
 
 from __future__ import annotations
