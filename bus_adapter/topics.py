@@ -133,13 +133,6 @@ class Topics:
     def device_stream_filters(self) -> list[str]:
         return [f"{self.prefix}/+/stream/+/{CHUNK}", f"{self.prefix}/+/stream/+/{END}"]
 
-    def stream_message(self, topic: str) -> tuple[str, str] | None:
-        """``(session, "chunk" | "end")`` for a shared stream topic, else ``None``."""
-        incoming = self.parse(topic)
-        if incoming is None or incoming.session is None or incoming.device is not None:
-            return None
-        return incoming.session, incoming.kind
-
     def parse(self, topic: str) -> Incoming | None:
         """Sender and kind of a request or stream topic (shared or per-device), else ``None``.
 
