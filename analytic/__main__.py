@@ -206,6 +206,7 @@ def verify(
             (file1.name, file1.read_bytes()),
             (file2.name, file2.read_bytes()),
             VerificationOptions(threshold=threshold),
+            privileged=True,  # the command line is the operator, who may also edit the settings
         )
     except AnalyticError as exc:
         print(emit({"error": {"code": exc.code, "message": exc.message}}, pretty))
@@ -267,7 +268,8 @@ def household_command(service: VerificationService, args: argparse.Namespace) ->
             result = household.enrol(options, [(f.name, f.read_bytes()) for f in args.files])
         else:
             result = household.identify((args.file.name, args.file.read_bytes()),
-                                        HouseholdOptions(threshold=args.threshold))
+                                        HouseholdOptions(threshold=args.threshold),
+                                        privileged=True)  # the operator's own command line
     except AnalyticError as exc:
         print(emit({"error": {"code": exc.code, "message": exc.message}}, args.pretty))
         return 2

@@ -21,12 +21,15 @@ with warnings.catch_warnings():
     import webrtcvad
 
 from analytic.errors import NoSpeech, TooLong, TooShort, UnsupportedAudio
+from analytic.speechness import looks_like_speech, speech_features
 
 TARGET_RATE = 16_000
 # Sample rates soundfile may report that no microphone produces; treating them as audio would
 # only let a lying header allocate absurd buffers or divide by zero.
 MIN_SOURCE_RATE = 4_000
 MAX_SOURCE_RATE = 384_000
+MAX_CHANNELS = 8  # more is no microphone a household device has; it only multiplies the cost
+BLOCK_FRAMES = 65_536  # frames decoded at a time (a 16 kHz block is about 4 s)
 
 # Voice activity detection follows the preprocessing the GE2E weights were trained with
 # (Resemblyzer's ``preprocess_wav``): level brought up to -30 dBFS, webrtcvad in its most
@@ -73,6 +76,9 @@ def decode(data: bytes, name: str, limits: AudioLimits) -> Clip:
     speech_s = len(speech) / TARGET_RATE
     if speech_s == 0.0:
         raise NoSpeech(f"{name}: no speech found in {duration_s:.2f} s of audio")
+    if not looks_like_speech(speech_features(speech)):
+        # Noise, a tone or a buzzer the voice activity detector let through whole.
+        raise NoSpeech(f"{name}: no speech found: the sound is noise or a steady tone")
     if speech_s < limits.min_speech_s:
         raise TooShort(
             f"{name}: {speech_s:.2f} s of speech, at least {limits.min_speech_s:.2f} s needed"
@@ -84,23 +90,50 @@ def read_mono(data: bytes, name: str, max_duration_s: float) -> tuple[np.ndarray
     """Decode with libsndfile, checking the header before reading the samples it promises."""
     if not data:
         raise NoSpeech(f"{name}: the file is empty")
+    samples, rate = read_bounded(data, name, max_duration_s)
+    if samples.size == 0:
+        raise NoSpeech(f"{name}: the file holds no samples")
+    return samples, rate
+
+
+def read_bounded(data: bytes, name: str, max_duration_s: float) -> tuple[np.ndarray, int]:
+    """Mono float32 samples and their rate, never costing more than ``max_duration_s`` allows.
+
+    A compressed file's size says nothing about what it decodes to: a 200 kB FLAC can claim and
+    hold an hour of 8-channel audio. So the header's rate, channels and length are checked
+    first, and the samples are then read ``BLOCK_FRAMES`` at a time (mixed to mono as they
+    come) up to a hard cap of ``max_duration_s`` worth of frames: a header that lies about its
+    length still allocates at most the cap, and decoding stops there (``TooLong``).
+    """
     try:
         with sf.SoundFile(io.BytesIO(data)) as sound:
-            rate, frames = sound.samplerate, sound.frames
+            rate, channels, frames = sound.samplerate, sound.channels, sound.frames
             if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
                 raise UnsupportedAudio(f"{name}: sample rate {rate} Hz is not supported")
+            if not 1 <= channels <= MAX_CHANNELS:
+                raise UnsupportedAudio(f"{name}: {channels} channels, at most {MAX_CHANNELS}")
             if frames / rate > max_duration_s:
                 raise TooLong(
                     f"{name}: {frames / rate:.1f} s long, at most {max_duration_s:.0f} s accepted"
                 )
-            samples = sound.read(dtype="float32", always_2d=True)
+            cap = min(frames, int(max_duration_s * rate))
+            samples = np.empty(cap, dtype=np.float32)
+            filled = 0
+            while filled < cap:
+                block = sound.read(min(BLOCK_FRAMES, cap - filled), dtype="float32",
+                                   always_2d=True)
+                if not len(block):
+                    break
+                samples[filled:filled + len(block)] = block.mean(axis=1)
+                filled += len(block)
+            if filled == cap and len(sound.read(1, dtype="float32")):  # more than it declared
+                raise TooLong(f"{name}: longer than {max_duration_s:.0f} s")
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError) as exc:
         raise UnsupportedAudio(f"{name}: not a readable audio file") from exc
-    if samples.size == 0:
-        raise NoSpeech(f"{name}: the file holds no samples")
+    samples = samples[:filled]
     if not np.isfinite(samples).all():
         raise UnsupportedAudio(f"{name}: the audio holds NaN or infinite samples")
-    return samples.mean(axis=1), rate
+    return samples, rate
 
 
 def resample(samples: np.ndarray, rate: int) -> np.ndarray:

@@ -5,6 +5,8 @@ One ``before_request`` hook (registered by ``install``) runs, in order:
 1. authentication: with ``api_token`` or ``admin_token`` set, every route but ``/health`` needs
    ``Authorization: Bearer <token>`` (401 ``unauthorized``), and enrolment management (POST and
    DELETE on ``/enrollments*``, voiceprint export) needs the admin token (403 ``forbidden``);
+   whoever passes as the admin (``is_admin``) may also send a per-request threshold below the
+   default (``analytic.thresholds``);
 2. a per-client rate limit (``rate_limit_per_min``; 429 ``rate_limited`` with Retry-After);
 3. a gate on the routes that decode and score audio: ``max_concurrent`` at once, ``max_waiting``
    more waiting; beyond that, or after ``max_wait_s``, 503 ``busy`` with Retry-After. Without it
@@ -236,10 +238,21 @@ def _authenticate(guard: Guard) -> str | None:
     is_user = is_admin or _matches(given, guard.api_token)
     if not is_user:
         raise _unauthorized("the bearer token is not valid")
+    # Without an admin token the API token manages enrolments, so it is the admin too.
+    g.voicegate_admin = is_admin or guard.admin_token is None
     if _is_admin_request() and not is_admin and guard.admin_token is not None:
         log.info("forbidden", extra={"event": "forbidden", "endpoint": request.endpoint})
         raise Forbidden("this operation needs the admin token")
     return "token:" + hashlib.sha256(given).hexdigest()[:16]
+
+
+def is_admin() -> bool:
+    """Whether this request passed as the admin: the admin token, the API token when no admin
+    token is configured, or anyone when no token is configured at all (loopback by default)."""
+    guard: Guard = current_app.extensions[AUTH_KEY]
+    if not guard.required:
+        return True
+    return bool(g.get("voicegate_admin", False))
 
 
 def _unauthorized(message: str) -> Unauthorized:

@@ -41,6 +41,7 @@ from analytic.schemas import (
 from analytic.service import VerificationService, file_report
 from analytic.settings import Settings
 from analytic.streams import StreamRegistry
+from analytic.thresholds import choose_threshold
 from analytic.voiceprints.crypto import Sealer, load_key
 from analytic.voiceprints.model import Voiceprint
 from analytic.voiceprints.store import VoiceprintInfo, VoiceprintStore, open_store
@@ -167,9 +168,11 @@ class HouseholdService:
 
     # --- recognition ---
     def verify(
-        self, external_id: str, recording: Recording, options: HouseholdOptions | None = None
+        self, external_id: str, recording: Recording, options: HouseholdOptions | None = None,
+        privileged: bool = False,
     ) -> HouseholdVerification:
-        """Is this recording ``external_id``? 404 before any decoding when not enrolled."""
+        """Is this recording ``external_id``? 404 before any decoding when not enrolled; only
+        ``privileged`` (the admin) may loosen the threshold."""
         options = options or HouseholdOptions()
         voiceprint = self.store.get(external_id)
         if voiceprint is None:
@@ -180,8 +183,7 @@ class HouseholdService:
         clip, test = self._embed(recording)
         (score,), (raw,) = self.scorer.score_members([voiceprint.samples], test)
         bandwidth = min(clip.sample_rate, TARGET_RATE)
-        threshold = (options.threshold if options.threshold is not None
-                     else self.threshold_for(1, bandwidth))
+        threshold, source = self._threshold(options, privileged, self.threshold_for(1, bandwidth))
         result = HouseholdVerification(
             external_id=external_id,
             decision=bool(score >= threshold),
@@ -189,6 +191,7 @@ class HouseholdService:
             raw_score=round(float(raw), 6),
             confidence=self.policy.confidence(float(score), bandwidth),
             threshold=threshold,
+            threshold_source=source,
             score_norm=self.scorer.name,
             model=self.encoder.name,
             request_id=options.request_id,
@@ -204,7 +207,8 @@ class HouseholdService:
         return result
 
     def identify(
-        self, recording: Recording, options: HouseholdOptions | None = None
+        self, recording: Recording, options: HouseholdOptions | None = None,
+        privileged: bool = False,
     ) -> Identification:
         """Who is speaking: the best member at or above threshold, else ``match`` null."""
         options = options or HouseholdOptions()
@@ -212,8 +216,8 @@ class HouseholdService:
         self._refuse_other_encoders()
         clip, test = self._embed(recording)
         bandwidth = min(clip.sample_rate, TARGET_RATE)
-        threshold = (options.threshold if options.threshold is not None
-                     else self.threshold_for(len(members), bandwidth))
+        threshold, source = self._threshold(options, privileged,
+                                            self.threshold_for(len(members), bandwidth))
         scores, raws = self.scorer.score_members([m.samples for m in members], test)
         order = np.argsort(-scores, kind="stable")[: self.settings.identify_candidates]
         candidates = [
@@ -229,6 +233,7 @@ class HouseholdService:
             score=best.score if best else None,
             confidence=self.policy.confidence(best.score, bandwidth) if best else None,
             threshold=threshold,
+            threshold_source=source,
             score_norm=self.scorer.name,
             candidates=candidates,
             enrolled=len(members),
@@ -246,6 +251,11 @@ class HouseholdService:
                     candidates=[(c.external_id, c.score) for c in candidates],
                     enrolled=result.enrolled, request_id=result.request_id)
         return result
+
+    def _threshold(self, options: HouseholdOptions, privileged: bool,
+                   default: float) -> tuple[float, str]:
+        may_lower = privileged or self.settings.allow_threshold_override
+        return choose_threshold(options.threshold, default, may_lower)
 
     def _embed(self, recording: Recording) -> tuple[Clip, np.ndarray]:
         name, data = recording

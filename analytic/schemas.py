@@ -6,9 +6,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from analytic.errors import BadRequest
+from analytic.ids import check_id, normalise_id
+from analytic.thresholds import ThresholdSource
 
 SAME = "Same Speaker"
 DIFFERENT = "Different Speaker"
@@ -76,6 +86,10 @@ class VerificationResult(BaseModel):
         None, description="Calibrated probability of the same speaker, 0..1 (null for an "
         "encoder without a shipped calibration).")
     threshold: float = Field(description="The score needed for a 'Same Speaker' decision.")
+    threshold_source: ThresholdSource = Field(
+        "default", description="'default': the configured threshold; 'request': the request's "
+        "own (stricter, or set by the admin). Never updates the bus's retained states.",
+    )
     bandwidth: Literal["wideband", "narrowband"] = Field(
         "wideband",
         description="narrowband when either file is below 16 kHz: both are compared band-limited"
@@ -199,8 +213,12 @@ class Health(BaseModel):
 
 ExternalId = Annotated[
     str,
+    BeforeValidator(normalise_id),
     Field(min_length=1, max_length=200, pattern=r"^[^/\x00-\x1f]+$",
-          description="The caller's id for a household member (no '/' or control characters)."),
+          description="The caller's id for a household member, NFKC-normalised; no '/', "
+          "control or invisible characters, mixed Latin/Greek/Cyrillic letters, or reserved "
+          "words such as 'unknown' (analytic/ids.py)."),
+    AfterValidator(check_id),
 ]
 
 
@@ -287,6 +305,10 @@ class HouseholdVerification(BaseModel):
     confidence: float | None = Field(
         None, description="Calibrated probability that this is the member, 0..1.")
     threshold: float
+    threshold_source: ThresholdSource = Field(
+        "default", description="'default': the configured threshold; 'request': the request's "
+        "own (stricter, or set by the admin). Never updates the bus's retained states.",
+    )
     score_norm: Literal["asnorm", "none"]
     model: str
     request_id: str | None = None
@@ -313,6 +335,10 @@ class Identification(BaseModel):
         None, description="Calibrated probability that the best candidate is the speaker.")
     threshold: float = Field(description="Rises with the number of members enrolled, so a "
                              "stranger's chance of being named stays at VOICEGATE_FALSE_ACCEPT.")
+    threshold_source: ThresholdSource = Field(
+        "default", description="'default': the configured threshold; 'request': the request's "
+        "own (stricter, or set by the admin). Never updates the bus's retained states.",
+    )
     score_norm: Literal["asnorm", "none"]
     candidates: list[Candidate] = Field(description="Best-scoring members, best first.")
     enrolled: int = Field(description="How many voiceprints (of this encoder) were compared.")

@@ -19,6 +19,7 @@ from analytic.policy import ScorePolicy, build_policy
 from analytic.schemas import DIFFERENT, SAME, FileReport, VerificationOptions, VerificationResult
 from analytic.scoring import decide
 from analytic.settings import Settings
+from analytic.thresholds import choose_threshold
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,17 @@ class VerificationService:
         file1: tuple[str, bytes],
         file2: tuple[str, bytes],
         options: VerificationOptions | None = None,
+        privileged: bool = False,
     ) -> VerificationResult:
-        """Decode, embed and score a pair; raises ``AnalyticError`` for refusable input."""
+        """Decode, embed and score a pair; raises ``AnalyticError`` for refusable input.
+
+        ``privileged`` (the admin) may send a threshold below the default; anyone else only a
+        stricter one (``analytic.thresholds``)."""
         options = options or VerificationOptions()
+        may_lower = privileged or self.settings.allow_threshold_override
+        if options.threshold is not None:  # refuse before any decoding when it can be told
+            choose_threshold(options.threshold, min(self.default_threshold,
+                                                    self.threshold_for(8000)), may_lower)
         clips = [self.decode(data, name) for name, data in (file1, file2)]
         bandwidth = pair_bandwidth(clips)
         scores, raws = self.policy.scorer.sample_scores(
@@ -80,9 +89,8 @@ class VerificationService:
         score, raw = float(scores[0, 0]), float(raws[0, 0])
         describe = self.settings.describe_files
         descriptions = [self.analysis.describe(c.speech) if describe else {} for c in clips]
-        threshold = options.threshold
-        if threshold is None:
-            threshold = self.threshold_for(bandwidth)
+        threshold, source = choose_threshold(options.threshold, self.threshold_for(bandwidth),
+                                             may_lower)
         decision = decide(score, threshold)
         result = VerificationResult(
             decision=decision,
@@ -92,6 +100,7 @@ class VerificationService:
             score_norm=self.policy.score_norm,
             confidence=self.policy.confidence(score, bandwidth),
             threshold=threshold,
+            threshold_source=source,
             bandwidth="wideband" if bandwidth >= TARGET_RATE else "narrowband",
             model=self.encoder.name,
             request_id=options.request_id,

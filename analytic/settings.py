@@ -22,6 +22,16 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="HTTP bind address.")
     port: int = Field(7070, ge=0, le=65535, description="HTTP port.")
     http_threads: int = Field(4, ge=1, description="waitress worker threads.")
+    http_connection_limit: int = Field(
+        512, ge=8,
+        description="Open HTTP connections waitress accepts at once (idle ones included); past "
+        "it new connections wait. Keep it below the process's file descriptor limit.",
+    )
+    http_channel_timeout_s: int = Field(
+        30, ge=1,
+        description="An HTTP connection idle this long is closed, so idle sockets cannot hold "
+        "every connection slot.",
+    )
 
     encoder: Literal["campplus", "ge2e", "ecapa"] = Field(
         "campplus",
@@ -48,6 +58,12 @@ class Settings(BaseSettings):
     narrowband_threshold: float | None = Field(
         None, ge=-1000.0, le=1000.0,
         description="Override the pair threshold for pairs with a recording below 16 kHz.",
+    )
+
+    allow_threshold_override: bool = Field(
+        False,
+        description="Let any caller send a per-request threshold below the default (looser); "
+        "unset = only the admin (admin token, the bus's admin topics) may.",
     )
 
     min_speech_s: float = Field(
@@ -115,6 +131,17 @@ class Settings(BaseSettings):
         pattern=r"^[^#+/]*$",
         description="Subscribe to requests as $share/<group>/... so instances split the work; "
         "empty or unset = a plain subscription.",
+    )
+    mqtt_shared_topics: bool = Field(
+        True,
+        description="Also serve the shared request topics <prefix>/<kind>/request and "
+        "<prefix>/stream/...: one tenant, every publisher a device (no enrolment, replies only "
+        "under <prefix>/reply/). false = per-device topics only.",
+    )
+    mqtt_max_sites: int = Field(
+        256, ge=1,
+        description="Most sites with a retained <prefix>/speaker/<site> state and discovery "
+        "config; identifications naming a further site publish no state.",
     )
     mqtt_max_payload_bytes: int = Field(
         20 * MEGABYTE, gt=0, description="Largest request payload on the bus (as HTTP's limit)."

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import soundfile as sf
 
-from analytic.audio import MAX_SOURCE_RATE, MIN_SOURCE_RATE
+from analytic.audio import MAX_SOURCE_RATE, MIN_SOURCE_RATE, read_bounded
 from analytic.errors import BadRequest, Busy, NotFound, TooLong, UnsupportedAudio
 
 PCM = "pcm"  # raw signed 16-bit little-endian mono
@@ -90,10 +90,17 @@ class StreamRegistry:
     ) -> SessionInfo:
         """Add a chunk; the first chunk fixes the session's rate, later ones must match it."""
         session = self._get(session_id)
-        if kind == PCM:
-            samples, rate = pcm_samples(data, sample_rate or session.sample_rate)
-        else:
-            samples, rate = file_samples(data)
+        # What the session may still take, checked before decoding: a chunk can neither
+        # allocate nor decode more than that (issue 14: a FLAC chunk is a decompression bomb).
+        left_s = self.max_s - session.duration_s
+        too_long = TooLong(f"stream {session_id} would exceed {self.max_s:.0f} s")
+        try:
+            if kind == PCM:
+                samples, rate = pcm_samples(data, sample_rate or session.sample_rate, left_s)
+            else:
+                samples, rate = file_samples(data, left_s)
+        except TooLong:
+            raise too_long from None
         with session.lock:
             if session.sample_rate is None:
                 session.sample_rate = rate
@@ -103,7 +110,7 @@ class StreamRegistry:
                     code="bad_field",
                 )
             if (session.frames + len(samples)) / rate > self.max_s:
-                raise TooLong(f"stream {session_id} would exceed {self.max_s:.0f} s")
+                raise too_long
             session.chunks.append(samples)
             session.frames += len(samples)
             session.touched = self.clock()
@@ -170,25 +177,30 @@ def check_rate(rate: int) -> int:
     return rate
 
 
-def pcm_samples(data: bytes, rate: int | None) -> tuple[np.ndarray, int]:
-    """Raw signed 16-bit little-endian mono PCM to float32 (as libsndfile scales it)."""
+def pcm_samples(
+    data: bytes, rate: int | None, max_s: float = float("inf")
+) -> tuple[np.ndarray, int]:
+    """Raw signed 16-bit little-endian mono PCM to float32 (as libsndfile scales it); its
+    length is checked against ``max_s`` before any conversion."""
     if rate is None:
         raise BadRequest("a raw PCM chunk needs a sample rate (rate=...)", code="bad_field")
     check_rate(rate)
     if len(data) % 2:
         raise UnsupportedAudio("a 16-bit PCM chunk has an even number of bytes")
+    if len(data) // 2 / rate > max_s:
+        raise TooLong(f"the chunk is longer than {max_s:.1f} s")
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0, rate
 
 
-def file_samples(data: bytes) -> tuple[np.ndarray, int]:
-    """A whole small audio file (WAV, FLAC, ...) to mono float32 at its own rate."""
+def file_samples(data: bytes, max_s: float = float("inf")) -> tuple[np.ndarray, int]:
+    """A whole small audio file (WAV, FLAC, ...) to mono float32 at its own rate, decoding at
+    most ``max_s`` seconds of it (``audio.read_bounded``)."""
     if not data:
         raise UnsupportedAudio("the chunk is empty")
     try:
-        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError) as exc:
-        raise UnsupportedAudio("the chunk is not a readable audio file") from exc
-    check_rate(rate)
-    if not np.isfinite(samples).all():
-        raise UnsupportedAudio("the chunk holds NaN or infinite samples")
-    return samples.mean(axis=1).astype(np.float32), int(rate)
+        samples, rate = read_bounded(data, "the chunk", max_s)
+    except UnsupportedAudio as exc:
+        if "sample rate" in exc.message:  # as a PCM chunk's rate is refused
+            raise BadRequest(exc.message, code="bad_field") from None
+        raise
+    return samples, int(rate)

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel
 
+from analytic import auth
 from analytic.errors import BadRequest, UnsupportedAudio
 from analytic.household import HouseholdService, Recording
 from analytic.schemas import EnrolOptions, HouseholdOptions, StreamInfo, validated
@@ -106,13 +107,15 @@ def verify(external_id: str) -> Any:
     service = household()
     # 404 for an unknown person even when the request carries no audio.
     service.info(external_id)
-    return _json(service.verify(external_id, recording_or_stream(), _options()))
+    return _json(service.verify(external_id, recording_or_stream(), _options(),
+                                privileged=auth.is_admin()))
 
 
 @household_api.post("/identify")
 def identify() -> Any:
     # ``site`` (identify only) names the bus's retained <prefix>/speaker/<site> state.
-    return _json(household().identify(recording_or_stream(), _options((*OPTION_FIELDS, "site"))))
+    return _json(household().identify(recording_or_stream(), _options((*OPTION_FIELDS, "site")),
+                                      privileged=auth.is_admin()))
 
 
 # --- streams ---

@@ -7,8 +7,9 @@ Starts its own Mosquitto and its own ``python -m analytic serve`` (GE2E, free po
 only, bus on that broker under a private prefix, a throw-away data dir). Every client sends
 the verification of bench/verify.py's pair (the first 4 s of two LibriSpeech clips of speaker
 2609) one request at a time, until the time is up or ``--max-requests`` per client is reached.
-HTTP clients post to ``/speaker_verification``; MQTT clients publish on
-``<prefix>/verification/request`` with their own ``reply_to`` and wait for the answer there.
+HTTP clients post to ``/speaker_verification``; MQTT clients are devices: each publishes on
+``<prefix>/<device>/verification/request`` naming its own ``<prefix>/<device>/reply/...`` as
+``reply_to`` and waits for the answer there.
 
 Printed: requests served per door, p50/p95/p99 of the successful ones, errors by kind (HTTP
 status and error code, bus error codes such as ``busy``, timeouts, connection errors), and the
@@ -147,8 +148,8 @@ class BusClient:
 
     def __init__(self, broker_port: int, prefix: str) -> None:
         self.name = f"load-{uuid.uuid4().hex[:8]}"
-        self.reply_to = f"{prefix}/bench-reply/{self.name}"
-        self.request_topic = f"{prefix}/verification/request"
+        self.reply_to = f"{prefix}/{self.name}/reply/answers"  # its own reply space
+        self.request_topic = f"{prefix}/{self.name}/verification/request"
         self._answers: dict[str, dict] = {}
         self._cond = threading.Condition()
         self.probe = BusProbe(broker_port, [self.reply_to], client_id=self.name)

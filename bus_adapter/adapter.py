@@ -15,10 +15,18 @@ Delivery, and why:
 Every request kind (verification, analysis, enrollment, identify, a stream's ``end``) takes the
 same path: parse with the shared pydantic model, serve on a worker, publish on the kind's result
 topic and to the requester's own ``reply_to`` / response topic, or an error on ``<prefix>/error``.
-Stream chunks are the exception: they are appended on the network thread, in arrival order
-(a pool would reorder them), which is cheap (no model runs) and bounded by the stream limits.
+Stream chunks are decoded on one chunk worker of their own, never on the network thread (a FLAC
+chunk costs real CPU), in arrival order; a stream's ``end`` passes through that same worker
+before it reaches the pool, so it sees every chunk sent before it.
 Household results reach the bus through the household's listener, so ``POST /identify`` updates
 the retained ``<prefix>/speaker/<site>`` state exactly as a bus request does.
+
+Trust comes from the topic (``bus_adapter/topics.py``): the device is the topic's second level,
+bound to the client's user name by the broker's ACL. Replies go only inside the requesting
+device's reply space (else ``reply_not_allowed``); enrolment and thresholds below the default are
+served on the admin's topics only (else ``forbidden`` / ``threshold_not_allowed``); duplicates
+are recognised per device; a decision made with a request's own threshold never updates a
+retained speaker state.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel, ValidationError
 
-from analytic.errors import AnalyticError, BadRequest
+from analytic.errors import AnalyticError, BadRequest, Forbidden
 from analytic.household import HouseholdService
 from analytic.schemas import (
     AnalysisOptions,
@@ -51,6 +59,7 @@ from analytic.schemas import (
 )
 from analytic.service import VerificationService
 from analytic.settings import Settings
+from analytic.thresholds import DEFAULT as DEFAULT_THRESHOLD
 from bus_adapter.dedup import RecentRequests
 from bus_adapter.discovery import discovery_messages, speaker_discovery
 from bus_adapter.messages import (
@@ -69,14 +78,16 @@ from bus_adapter.messages import (
     VerificationRequest,
     peek_request_id,
 )
-from bus_adapter.streams import BusStreams
+from bus_adapter.streams import BusStreams, session_key
 from bus_adapter.topics import (
     ANALYSIS,
     CHUNK,
     ENROLLMENT,
     IDENTIFY,
     MEMBER_VERIFICATION,
+    RESERVED_DEVICES,
     VERIFICATION,
+    Incoming,
     Topics,
     is_reply_topic,
 )
@@ -91,10 +102,9 @@ OFFLINE = b"offline"
 MAX_QUEUED_PUBLISHES = 10_000
 DEFAULT_SITE = "default"  # the speaker topic of an identification that names no site
 UNKNOWN_SPEAKER = "unknown"
-# Each site gets a retained discovery config; bounded so requests naming ever new sites cannot
-# grow memory (or the broker's retained store) without limit. Past it, states still publish.
-MAX_SITES = 256
 STREAM_END_KIND = "stream_end"
+# Chunks waiting for the chunk worker; beyond it a chunk is refused as ``busy``.
+CHUNK_QUEUE_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -122,7 +132,7 @@ class Kind:
 
     name: str
     parse: Callable[[Any], Any]  # raises ValidationError
-    serve: Callable[[Any, str], Answer]  # (request, topic); raises AnalyticError
+    serve: Callable[[Any, Incoming], Answer]  # (request, sender); raises AnalyticError
 
 
 class BusAdapter:
@@ -146,8 +156,14 @@ class BusAdapter:
             BusStreams(household.streams, self.settings.mqtt_max_payload_bytes)
             if household is not None else None
         )
+        # Each site gets a retained state and discovery config; bounded (mqtt_max_sites) so
+        # requests naming ever new sites cannot grow memory or the broker's retained store.
         self._sites: set[str] = set()
         self._pool = WorkerPool(self.settings.mqtt_workers, self.settings.mqtt_queue_size)
+        # One thread, so chunks keep their order; off the network thread, so decoding a chunk
+        # never stalls pings, acknowledgements and every other device's requests.
+        self._chunk_pool = WorkerPool(
+            1, self.settings.mqtt_queue_size * CHUNK_QUEUE_FACTOR, name="bus-chunks")
         self._recent = RecentRequests(self.settings.mqtt_dedup_window_s)
         self._connected = threading.Event()
         self._subscribe_mid: int | None = None
@@ -164,7 +180,7 @@ class BusAdapter:
             household.add_listener(self._on_household_result)
 
     def _request_kinds(self) -> dict[str, Kind]:
-        """Request topic -> kind; household kinds only with a household."""
+        """Request kind name -> kind; household kinds only with a household."""
         kinds = [
             Kind(VERIFICATION, VerificationRequest.model_validate, self._verify),
             Kind(ANALYSIS, AnalysisRequest.model_validate, self._analyze),
@@ -174,7 +190,18 @@ class BusAdapter:
                 Kind(ENROLLMENT, EnrollmentRequest.model_validate, self._enrol),
                 Kind(IDENTIFY, IdentifyRequest.model_validate, self._identify),
             ]
-        return {self.topics.request_of(kind.name): kind for kind in kinds}
+        return {kind.name: kind for kind in kinds}
+
+    def _request_topics(self) -> list[str]:
+        """Per-device request and stream filters, and the shared topics when they are on."""
+        topics = [self.topics.device_request_of(name) for name in self._kinds]
+        if self._streams is not None:
+            topics += self.topics.device_stream_filters
+        if self.settings.mqtt_shared_topics:
+            topics += [self.topics.request_of(name) for name in self._kinds]
+            if self._streams is not None:
+                topics += [self.topics.stream_chunk_filter, self.topics.stream_end_filter]
+        return topics
 
     # ----- lifecycle -----
 
@@ -184,6 +211,7 @@ class BusAdapter:
         connect_properties = Properties(PacketTypes.CONNECT)
         connect_properties.SessionExpiryInterval = s.mqtt_session_expiry_s
         self._pool.start()
+        self._chunk_pool.start()
         self._client.connect_async(
             s.mqtt_host,
             s.mqtt_port,
@@ -208,7 +236,8 @@ class BusAdapter:
             if self._closing:
                 return
             self._closing = True
-        dropped = self._pool.stop(drain_timeout)
+        dropped = self._chunk_pool.stop(drain_timeout / 2)
+        dropped += self._pool.stop(drain_timeout / 2)
         if self._connected.is_set():
             info = self._client.publish(self.topics.status, OFFLINE, qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):  # gone again: the will says it
@@ -268,10 +297,10 @@ class BusAdapter:
                     self._redelivered_below = self._generation
             # A request someone published retained is not a new request: never replay it.
             fresh_only = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
-            subscriptions = [(self.topics.shared(topic), fresh_only) for topic in self._kinds]
-            streams = []
-            if self._streams is not None:
-                streams = [self.topics.stream_chunk_filter, self.topics.stream_end_filter]
+            topics = self._request_topics()
+            requests = [t for t in topics if t.endswith("/request")]
+            streams = [t for t in topics if not t.endswith("/request")]
+            subscriptions = [(self.topics.shared(topic), fresh_only) for topic in requests]
             if streams and not self.topics.share_group:
                 subscriptions += [(topic, fresh_only) for topic in streams]
             elif streams:
@@ -284,7 +313,7 @@ class BusAdapter:
             if self.topics.share_group:
                 # A persistent session may still hold plain subscriptions from a run without
                 # a share group; they would hand this instance every request a second time.
-                client.unsubscribe([*self._kinds, *streams])
+                client.unsubscribe(topics)
             log.info(
                 "bus connected",
                 extra={"event": "bus_connected", "session_present": flags.session_present,
@@ -338,18 +367,23 @@ class BusAdapter:
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         """Network thread: route, and hand requests to a worker. Nothing slow happens here."""
         try:
-            kind = self._kinds.get(msg.topic)
-            if kind is not None:
-                self._accept_request(msg, kind)
-                return
-            stream = (self.topics.stream_message(msg.topic)
-                      if self._streams is not None else None)
-            if stream is not None:
-                session, part = stream
-                if part == CHUNK:
-                    self._accept_chunk(msg, session)
+            incoming = self.topics.parse(msg.topic)
+            kind = None
+            if incoming is not None and incoming.session is None:
+                kind = self._kinds.get(incoming.kind)
+            elif incoming is not None and self._streams is not None:
+                kind = self._stream_end
+            if incoming is not None and kind is not None:
+                if incoming.device in RESERVED_DEVICES:
+                    self._refuse(msg, incoming, None, peek_request_id(msg.payload), "forbidden",
+                                 f"{incoming.device!r} is a reserved name, not a device")
+                    self._ack(msg, self._generation)
+                elif incoming.kind == CHUNK:
+                    self._accept_chunk(msg, incoming)
+                elif incoming.session is not None:  # an end: after the chunks before it
+                    self._accept_end(msg, incoming)
                 else:
-                    self._accept_request(msg, self._stream_end)
+                    self._accept_request(msg, incoming, kind)
                 return
             if msg.topic == self.topics.ha_status and msg.payload.strip() == ONLINE:
                 self._publish_discovery()
@@ -359,43 +393,69 @@ class BusAdapter:
 
     # ----- requests -----
 
-    def _accept_request(self, msg: mqtt.MQTTMessage, kind: Kind) -> None:
+    def _accept_request(
+        self, msg: mqtt.MQTTMessage, incoming: Incoming, kind: Kind,
+        generation: int | None = None,
+    ) -> None:
         if self._closing:
             return  # not acknowledged: the broker re-delivers it after our restart
-        generation = self._generation
-        if self._pool.submit(lambda: self._serve(msg, generation, kind)):
+        if generation is None:
+            generation = self._generation
+        if self._pool.submit(lambda: self._serve(msg, generation, incoming, kind)):
             return
+        self._busy(msg, incoming, generation, kind.name)
+
+    def _busy(self, msg: mqtt.MQTTMessage, incoming: Incoming, generation: int,
+              kind: str) -> None:
         request_id = peek_request_id(msg.payload)
         log.warning("bus busy", extra={"event": "bus_busy", "request_id": request_id,
-                                       "kind": kind.name})
-        self._reply_error(
-            _route(msg, None),
-            BusError(request_id=request_id, code="busy",
-                     message="the analytic is busy; retry later"),
-        )
+                                       "kind": kind})
+        self._refuse(msg, incoming, None, request_id, "busy", "the analytic is busy; retry later")
         self._ack(msg, generation)
 
-    def _accept_chunk(self, msg: mqtt.MQTTMessage, session: str) -> None:
-        """Network thread: append one stream chunk now, so chunks keep their order and an
-        ``end`` (served later by a worker) sees every chunk that came before it."""
+    def _accept_end(self, msg: mqtt.MQTTMessage, incoming: Incoming) -> None:
+        """Network thread: queue the ``end`` behind the chunks already queued; the chunk worker
+        then hands it to the pool, where the model runs."""
+        if self._closing:
+            return
+        generation = self._generation
+        forward = lambda: self._accept_request(  # noqa: E731
+            msg, incoming, self._stream_end, generation)
+        if not self._chunk_pool.submit(forward):
+            self._busy(msg, incoming, generation, STREAM_END_KIND)
+
+    def _accept_chunk(self, msg: mqtt.MQTTMessage, incoming: Incoming) -> None:
+        """Network thread: queue one stream chunk for the chunk worker (in order)."""
         if self._closing or self._streams is None:
             return
         generation = self._generation
+        if not self._chunk_pool.submit(lambda: self._append_chunk(msg, incoming, generation)):
+            self._busy(msg, incoming, generation, CHUNK)
+
+    def _append_chunk(self, msg: mqtt.MQTTMessage, incoming: Incoming, generation: int) -> None:
+        """Chunk worker: decode and append one chunk (bounded by the stream limits)."""
+        assert self._streams is not None and incoming.session is not None
+        session = incoming.session
         content_type = getattr(getattr(msg, "properties", None), "ContentType", None)
         try:
-            info = self._streams.append(session, bytes(msg.payload), content_type)
+            info = self._streams.append(session_key(incoming.device, session),
+                                        bytes(msg.payload), content_type)
             log.debug("bus stream chunk", extra={"event": "bus_chunk", "session": session,
                                                  "chunks": info.chunks,
                                                  "duration_s": info.duration_s})
         except AnalyticError as exc:
             log.info("bus stream chunk refused",
                      extra={"event": "bus_chunk_refused", "session": session, "code": exc.code})
-            self._reply_error(_route(msg, None), BusError(
-                request_id=None, code=exc.code, message=f"stream {session}: {exc.message}"))
+            self._refuse(msg, incoming, None, None, exc.code, f"stream {session}: {exc.message}")
+        except Exception:
+            log.exception("bus stream chunk failed", extra={"event": "bus_internal_error"})
+            self._refuse(msg, incoming, None, None, "internal_error",
+                         f"stream {session}: the analytic failed to process the chunk")
         finally:
             self._ack(msg, generation)
 
-    def _serve(self, msg: mqtt.MQTTMessage, generation: int, kind: Kind) -> None:
+    def _serve(self, msg: mqtt.MQTTMessage, generation: int, incoming: Incoming,
+               kind: Kind) -> None:
         """Worker thread: answer one request, then acknowledge it."""
         with self._lock:
             stale = generation < self._redelivered_below
@@ -403,34 +463,46 @@ class BusAdapter:
             log.info("bus request left for re-delivery", extra={"event": "bus_redelivery"})
             return
         try:
-            self._answer(msg, kind)
+            self._answer(msg, incoming, kind)
         finally:
             self._ack(msg, generation)
 
-    def _answer(self, msg: mqtt.MQTTMessage, kind: Kind) -> None:
+    def _answer(self, msg: mqtt.MQTTMessage, incoming: Incoming, kind: Kind) -> None:
         started = time.perf_counter()
         payload: bytes = msg.payload
         limit = self.settings.mqtt_max_payload_bytes
         if len(payload) > limit:
-            self._refuse(msg, None, peek_request_id(payload), "too_large",
+            self._refuse(msg, incoming, None, peek_request_id(payload), "too_large",
                          f"request payload larger than {limit} bytes")
             return
         if not payload.strip():
-            self._refuse(msg, None, None, "bad_json", "the request is empty")
+            self._refuse(msg, incoming, None, None, "bad_json", "the request is empty")
             return
         try:
             document = json.loads(payload)
         except ValueError:  # includes bad UTF-8
-            self._refuse(msg, None, peek_request_id(payload), "bad_json",
+            self._refuse(msg, incoming, None, peek_request_id(payload), "bad_json",
                          "the request is not valid JSON")
             return
         if not isinstance(document, dict):
-            self._refuse(msg, None, None, "bad_json", "the request must be a JSON object")
+            self._refuse(msg, incoming, None, None, "bad_json",
+                         "the request must be a JSON object")
             return
         request_id = _str_or_none(document.get("request_id"))
-        reply_to = document.get("reply_to") if is_reply_topic(document.get("reply_to")) else None
+        asked = document.get("reply_to")
+        reply_to = asked if isinstance(asked, str) and self._may_reply(asked, incoming) else None
+        # A topic name outside the device's reply space is refused; a malformed one (a
+        # wildcard) is the request model's ``bad_field``.
+        outside = [t for t in (asked, _response_topic(msg)) if is_reply_topic(t)
+                   and not self._may_reply(t, incoming)]
+        if outside:
+            self._refuse(msg, incoming, reply_to, request_id, "reply_not_allowed",
+                         "replies go only under " + self.topics.reply_space(incoming.device)
+                         + "/...")
+            return
+        # Per device: a device sending another's next request_id first squats only its own.
         if request_id is not None and not self._recent.first_time(
-            (kind.name, _str_or_none(document.get("requestor_id")), request_id)
+            (incoming.device, kind.name, request_id)
         ):
             log.info("bus duplicate request ignored",
                      extra={"event": "bus_duplicate", "request_id": request_id,
@@ -440,25 +512,26 @@ class BusAdapter:
             request = kind.parse(document)
         except ValidationError as exc:
             code, message = _describe(exc)
-            self._refuse(msg, reply_to, request_id, code, message)
+            self._refuse(msg, incoming, reply_to, request_id, code, message)
             return
         del document  # the base64 text; the decoded bytes are all we still need
         try:
-            answer = kind.serve(request, msg.topic)
+            answer = kind.serve(request, incoming)
         except AnalyticError as exc:
-            self._refuse(msg, reply_to, request_id, exc.code, exc.message)
+            self._refuse(msg, incoming, reply_to, request_id, exc.code, exc.message)
             return
         except Exception:
             log.exception("bus request failed",
                           extra={"event": "bus_internal_error", "request_id": request_id,
                                  "kind": kind.name})
-            self._refuse(msg, reply_to, request_id, "internal_error",
+            self._refuse(msg, incoming, reply_to, request_id, "internal_error",
                          "the analytic failed to process the request")
             return
         if not answer.published:
             self._publish(answer.result_topic, answer.payload, json_payload=True)
         # The result topic has it (from a listener, or just above); now the requester's own.
-        self._reply(_route(msg, reply_to), answer.payload, skip=answer.result_topic)
+        self._reply(self._route(msg, incoming, reply_to), answer.payload,
+                    skip=answer.result_topic)
         log.info(
             "bus request served",
             extra={"event": "bus_served", "request_id": request_id, "kind": kind.name,
@@ -468,15 +541,16 @@ class BusAdapter:
 
     # ----- serving each kind (worker threads) -----
 
-    def _verify(self, request: VerificationRequest, topic: str) -> Answer:
+    def _verify(self, request: VerificationRequest, sender: Incoming) -> Answer:
         result = self.service.verify(
             (request.file1.name, request.file1.data),
             (request.file2.name, request.file2.data),
             request.options(),
+            privileged=sender.is_admin,
         )
         return Answer(result.model_dump_json(), self.topics.result, True, result.analysis_id)
 
-    def _analyze(self, request: AnalysisRequest, topic: str) -> Answer:
+    def _analyze(self, request: AnalysisRequest, sender: Incoming) -> Answer:
         return self._analysis_answer((request.file.name, request.file.data), request.options())
 
     def _analysis_answer(self, recording: tuple[str, bytes], options: AnalysisOptions) -> Answer:
@@ -487,37 +561,42 @@ class BusAdapter:
         payload = json.dumps(result.payload(), separators=(",", ":"))
         return Answer(payload, self.topics.result_of(ANALYSIS), False, result.analysis_id)
 
-    def _enrol(self, request: EnrollmentRequest, topic: str) -> Answer:
+    def _enrol(self, request: EnrollmentRequest, sender: Incoming) -> Answer:
+        self._admin_only(sender)
         result = self._household().enrol(request.options(),
                                          [(f.name, f.data) for f in request.files])
         return self._household_answer(result, ENROLLMENT)
 
-    def _identify(self, request: IdentifyRequest, topic: str) -> Answer:
+    def _identify(self, request: IdentifyRequest, sender: Incoming) -> Answer:
         if request.file is not None:
             recording = (request.file.name, request.file.data)
         elif request.stream is not None and self._streams is not None:
-            recording = self._streams.recording(request.stream)
+            recording = self._streams.recording(session_key(sender.device, request.stream))
         else:
             raise BadRequest("'file' (name and base64 data) or 'stream' (a session) is required",
                              code="missing_file")
-        result = self._household().identify(recording, request.options())
+        result = self._household().identify(recording, request.options(),
+                                             privileged=sender.is_admin)
         return self._household_answer(result, IDENTIFY)
 
-    def _end_stream(self, request: StreamEnd, topic: str) -> Answer:
+    def _end_stream(self, request: StreamEnd, sender: Incoming) -> Answer:
         """Run the ``end`` message's action on the whole session, then forget the session
         (also when the action is refused: ``end`` means the device is done with it)."""
-        stream = self.topics.stream_message(topic)
         household, streams = self._household(), self._streams
-        assert stream is not None and streams is not None  # routed here only then
-        session = stream[0]
+        assert sender.session is not None and streams is not None  # routed here only then
+        session = session_key(sender.device, sender.session)
         try:
+            if isinstance(request, StreamEnrol):
+                self._admin_only(sender)
             recording = streams.recording(session)
             if isinstance(request, StreamIdentify):
                 return self._household_answer(
-                    household.identify(recording, request.options()), IDENTIFY)
+                    household.identify(recording, request.options(),
+                                       privileged=sender.is_admin), IDENTIFY)
             if isinstance(request, StreamVerify):
                 return self._household_answer(
-                    household.verify(request.external_id, recording, request.options()),
+                    household.verify(request.external_id, recording, request.options(),
+                                     privileged=sender.is_admin),
                     MEMBER_VERIFICATION)
             if isinstance(request, StreamEnrol):
                 return self._household_answer(
@@ -525,6 +604,13 @@ class BusAdapter:
             return self._analysis_answer(recording, request.options())
         finally:
             streams.end(session)
+
+    def _admin_only(self, sender: Incoming) -> None:
+        """Enrolment (and replacing a voiceprint) is the admin's, as over HTTP."""
+        if not sender.is_admin:
+            raise Forbidden("enrolment is served only on the admin's topics, "
+                            f"{self.topics.device_request_of(ENROLLMENT, 'admin')} and "
+                            f"{self.topics.prefix}/admin/stream/<session>/end")
 
     def _household(self) -> HouseholdService:
         if self.household is None:  # household kinds are only subscribed with a household
@@ -539,13 +625,30 @@ class BusAdapter:
                       result.analysis_id)
 
     def _refuse(
-        self, msg: mqtt.MQTTMessage, reply_to: str | None, request_id: str | None, code: str,
-        message: str,
+        self, msg: mqtt.MQTTMessage, incoming: Incoming, reply_to: str | None,
+        request_id: str | None, code: str, message: str,
     ) -> None:
         log.info("bus request refused",
-                 extra={"event": "bus_refused_request", "request_id": request_id, "code": code})
-        self._reply_error(_route(msg, reply_to), BusError(request_id=request_id, code=code,
-                                                          message=message))
+                 extra={"event": "bus_refused_request", "request_id": request_id, "code": code,
+                        "device": incoming.device})
+        self._reply_error(self._route(msg, incoming, reply_to),
+                          BusError(request_id=request_id, code=code, message=message))
+
+    def _may_reply(self, topic: str, incoming: Incoming) -> bool:
+        return (incoming.device not in RESERVED_DEVICES
+                and self.topics.may_reply(topic, incoming.device))
+
+    def _route(self, msg: mqtt.MQTTMessage, incoming: Incoming,
+               reply_to: str | None) -> ReplyRoute:
+        """The requester's own reply topics, each kept only inside its reply space."""
+        response_topic = _response_topic(msg)
+        correlation = getattr(getattr(msg, "properties", None), "CorrelationData", None)
+        return ReplyRoute(
+            response_topic=response_topic if isinstance(response_topic, str)
+            and self._may_reply(response_topic, incoming) else None,
+            correlation_data=bytes(correlation) if correlation is not None else None,
+            reply_to=reply_to if reply_to and self._may_reply(reply_to, incoming) else None,
+        )
 
     # ----- publishing -----
 
@@ -576,7 +679,22 @@ class BusAdapter:
         # Deletions are not announced: nothing listens for them yet.
 
     def _publish_speaker(self, result: Identification) -> None:
+        """The retained state of the result's site, which automations act on: only for
+        decisions at the configured threshold, and for at most ``mqtt_max_sites`` sites."""
         site = result.site or DEFAULT_SITE
+        if result.threshold_source != DEFAULT_THRESHOLD:
+            log.info("bus speaker state kept: request threshold",
+                     extra={"event": "bus_speaker_skipped", "site": site,
+                            "analysis_id": result.analysis_id})
+            return
+        with self._lock:
+            new = site not in self._sites
+            if new and len(self._sites) >= self.settings.mqtt_max_sites:
+                log.warning("bus speaker state not published: too many sites",
+                            extra={"event": "bus_sites_full", "site": site,
+                                   "max_sites": self.settings.mqtt_max_sites})
+                return
+            self._sites.add(site)
         state = SpeakerState(
             speaker=result.match or UNKNOWN_SPEAKER,
             score=result.score,
@@ -586,10 +704,6 @@ class BusAdapter:
         )
         self._publish(self.topics.speaker(site), state.model_dump_json(), retain=True,
                       json_payload=True)
-        with self._lock:
-            new = site not in self._sites and len(self._sites) < MAX_SITES
-            if new:
-                self._sites.add(site)
         if new:
             self._publish_speaker_discovery(site)
         log.info("bus speaker state", extra={"event": "bus_speaker", "site": site,
@@ -677,15 +791,9 @@ def apply_broker_settings(client: mqtt.Client, settings: Settings) -> None:
         )
 
 
-def _route(msg: mqtt.MQTTMessage, reply_to: str | None) -> ReplyRoute:
-    properties = getattr(msg, "properties", None)
-    response_topic = getattr(properties, "ResponseTopic", None)
-    correlation = getattr(properties, "CorrelationData", None)
-    return ReplyRoute(
-        response_topic=response_topic if is_reply_topic(response_topic) else None,
-        correlation_data=bytes(correlation) if correlation is not None else None,
-        reply_to=reply_to,
-    )
+def _response_topic(msg: mqtt.MQTTMessage) -> str | None:
+    """The MQTT 5 Response Topic property, if the request has one."""
+    return getattr(getattr(msg, "properties", None), "ResponseTopic", None)
 
 
 def _str_or_none(value: object) -> str | None:

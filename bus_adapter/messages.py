@@ -76,7 +76,9 @@ class Replyable(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reply_to: str | None = Field(
-        None, description="Also publish the result (or error) here; a topic name, no wildcards."
+        None, description="Also publish the result (or error) here: a topic name inside the "
+        "requesting device's reply space, <prefix>/<device>/reply/... (<prefix>/reply/... on the "
+        "shared topics); anywhere else is refused as reply_not_allowed."
     )
 
     @field_validator("reply_to")

@@ -25,7 +25,7 @@ from paho.mqtt.properties import Properties
 from analytic.settings import Settings
 from bus_adapter.adapter import apply_broker_settings
 from bus_adapter.messages import AudioFile, VerificationRequest
-from bus_adapter.topics import Topics
+from bus_adapter.topics import VERIFICATION, Topics
 
 
 def build_request(args: argparse.Namespace) -> VerificationRequest:
@@ -42,7 +42,11 @@ def build_request(args: argparse.Namespace) -> VerificationRequest:
 
 def round_trip(settings: Settings, request: VerificationRequest, timeout: float) -> int:
     topics = Topics.from_settings(settings)
-    response_topic = f"{topics.reply_base}/{uuid.uuid4().hex}"
+    # Logged in as a broker user, it is that device: its own topics and reply space (the ACL
+    # grants nothing else); anonymous, the shared single-tenant topics.
+    device = settings.mqtt_username or None
+    request_topic = topics.device_request_of(VERIFICATION, device) if device else topics.request
+    response_topic = f"{topics.reply_space(device)}/{uuid.uuid4().hex}"
     correlation = (request.request_id or "").encode()
     answer: list[bytes] = []
     subscribed, answered = threading.Event(), threading.Event()
@@ -76,7 +80,7 @@ def round_trip(settings: Settings, request: VerificationRequest, timeout: float)
         properties.ResponseTopic = response_topic
         properties.CorrelationData = correlation
         payload = request.model_dump_json(exclude_none=True)
-        client.publish(topics.request, payload, qos=1, properties=properties).wait_for_publish(
+        client.publish(request_topic, payload, qos=1, properties=properties).wait_for_publish(
             timeout
         )
         if not answered.wait(timeout):

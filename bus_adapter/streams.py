@@ -6,6 +6,8 @@ on the bus cannot learn a generated id without a request/response round trip fir
 adapter maps the *bus* session name (the topic level the device picked) to a registry session,
 opened implicitly by the first chunk. Nothing is secret about a bus session name: whoever may
 subscribe to the chunk topic hears the audio anyway, so access is the broker's ACL's business.
+Sessions are kept per device (``session_key``): device A naming B's session opens a session of
+its own, it never appends to, uses or ends B's.
 
 A chunk's format comes from its MQTT 5 content type, the same types ``POST /streams/<id>``
 takes: ``audio/pcm;rate=16000`` is raw signed 16-bit little-endian mono PCM at that rate;
@@ -25,6 +27,11 @@ from analytic.streams import FILE, PCM, SessionInfo, StreamRegistry
 from analytic.web_household import FILE_TYPES, PCM_TYPES
 
 FILE_SIGNATURES = (b"RIFF", b"RF64", b"fLaC", b"OggS")
+
+
+def session_key(device: str | None, session: str) -> str:
+    """One device's bus session; neither part holds a '/', so keys never collide."""
+    return f"{device or ''}/{session}"
 
 
 def chunk_format(content_type: str | None, payload: bytes) -> tuple[str, int | None]:
@@ -78,17 +85,19 @@ class BusStreams:
             return self.registry.append(session_id, payload, kind, rate)
 
     def recording(self, session: str) -> Recording:
-        """The session's audio as ``(name, WAV bytes)``. A name the bus never saw is tried as
-        a registry id, so a session opened over HTTP (``POST /streams``) works here too."""
+        """The session's audio as ``(name, WAV bytes)``, ``session`` being a ``session_key``.
+        A name the bus never saw is tried as a registry id, so a session opened over HTTP
+        (``POST /streams``, an unguessable UUID) works here too."""
+        name = session.partition("/")[2]
         with self._lock:
-            session_id = self._ids.get(session, session)
+            session_id = self._ids.get(session, name)
         _, data = self.registry.recording(session_id)
-        return f"stream:{session}", data
+        return f"stream:{name}", data
 
     def end(self, session: str) -> None:
         """Forget the session and its audio (after ``end``, whatever its answer was)."""
         with self._lock:
-            session_id = self._ids.pop(session, session)
+            session_id = self._ids.pop(session, session.partition("/")[2])
         with contextlib.suppress(NotFound):  # already expired
             self.registry.close(session_id)
 

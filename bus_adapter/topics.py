@@ -1,6 +1,15 @@
 """Topic names, all derived from one configurable prefix so a deployment can move them together.
 
 Kept in one place because the adapter, the CLI, the discovery messages and the docs must agree.
+
+Who sent a request is read from its topic, never from its payload: a device publishes on
+``<prefix>/<device>/<kind>/request`` (and streams on ``<prefix>/<device>/stream/<session>/...``)
+and hears back only under ``<prefix>/<device>/reply/...``. The broker's ACL binds ``<device>`` to
+the client's user name (Mosquitto's ``pattern ... %u``), so a device can neither speak for
+another nor read another's replies. The device named ``admin`` is the admin: enrolment and looser
+thresholds are served on its topics only. The shared topics (``<prefix>/<kind>/request``,
+``<prefix>/stream/...``) are a single-tenant mode: one anonymous device whose replies live under
+``<prefix>/reply/...``.
 """
 
 from __future__ import annotations
@@ -21,6 +30,30 @@ IDENTIFY = "identify"
 # pairwise verification topic keeps one payload shape for the policy engines reading it.
 MEMBER_VERIFICATION = "member_verification"
 CHUNK, END = "chunk", "end"  # <prefix>/stream/<session>/chunk and .../end
+STREAM, REPLY = "stream", "reply"
+ADMIN = "admin"  # the device whose topics may enrol and loosen thresholds
+REQUEST_KINDS = (VERIFICATION, ANALYSIS, ENROLLMENT, IDENTIFY)
+# Device names that would make a device's topics overlap the analytic's own topics (results,
+# speaker states, the shared reply space); such a user name gets no answer, only an error.
+RESERVED_DEVICES = frozenset({STREAM, REPLY, "speaker", "error", "status", *REQUEST_KINDS,
+                              MEMBER_VERIFICATION})
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What a topic says about a message: who sent it and what it is.
+
+    ``device`` is ``None`` on the shared (single-tenant) topics. ``kind`` is a request kind, or
+    ``CHUNK`` / ``END`` with ``session`` set for a stream message.
+    """
+
+    device: str | None
+    kind: str
+    session: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.device == ADMIN
 
 
 def is_reply_topic(topic: object) -> bool:
@@ -84,6 +117,10 @@ class Topics:
         """``<prefix>/<kind>/result``; every kind's answers, whichever door asked for them."""
         return f"{self.prefix}/{kind}/result"
 
+    def device_request_of(self, kind: str, device: str = "+") -> str:
+        """``<prefix>/<device>/<kind>/request``; ``+`` (the default) is the adapter's filter."""
+        return f"{self.prefix}/{device}/{kind}/request"
+
     @property
     def stream_chunk_filter(self) -> str:
         return f"{self.prefix}/stream/+/chunk"
@@ -92,15 +129,41 @@ class Topics:
     def stream_end_filter(self) -> str:
         return f"{self.prefix}/stream/+/end"
 
-    def stream_message(self, topic: str) -> tuple[str, str] | None:
-        """``(session, "chunk" | "end")`` for a stream topic, else ``None``."""
-        head = f"{self.prefix}/stream/"
+    @property
+    def device_stream_filters(self) -> list[str]:
+        return [f"{self.prefix}/+/stream/+/{CHUNK}", f"{self.prefix}/+/stream/+/{END}"]
+
+    def parse(self, topic: str) -> Incoming | None:
+        """Sender and kind of a request or stream topic (shared or per-device), else ``None``.
+
+        A per-device topic naming a reserved device parses with that device; the adapter
+        refuses it (``RESERVED_DEVICES``)."""
+        head = f"{self.prefix}/"
         if not topic.startswith(head):
             return None
-        session, _, last = topic[len(head):].rpartition("/")
-        if not session or "/" in session or last not in (CHUNK, END):
+        levels = topic[len(head):].split("/")
+        if len(levels) == 2 and levels[1] == "request" and levels[0] in REQUEST_KINDS:
+            return Incoming(None, levels[0])
+        if len(levels) == 3 and levels[0] == STREAM and levels[2] in (CHUNK, END) and levels[1]:
+            return Incoming(None, levels[2], levels[1])
+        if not levels[0]:
             return None
-        return session, last
+        if len(levels) == 3 and levels[2] == "request" and levels[1] in REQUEST_KINDS:
+            return Incoming(levels[0], levels[1])
+        if (len(levels) == 4 and levels[1] == STREAM and levels[3] in (CHUNK, END)
+                and levels[2]):
+            return Incoming(levels[0], levels[3], levels[2])
+        return None
+
+    def reply_space(self, device: str | None) -> str:
+        """Where ``device`` may ask for answers: ``<prefix>/<device>/reply``, or the shared
+        ``<prefix>/reply`` on the shared topics."""
+        return f"{self.prefix}/{device}/{REPLY}" if device is not None else self.reply_base
+
+    def may_reply(self, topic: str, device: str | None) -> bool:
+        """Is ``topic`` inside ``device``'s own reply space (and a publishable name)?"""
+        space = self.reply_space(device)
+        return is_reply_topic(topic) and (topic == space or topic.startswith(space + "/"))
 
     def speaker(self, site: str) -> str:
         """The retained "who spoke last" state of one site."""

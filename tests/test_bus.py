@@ -61,7 +61,7 @@ def running(service: VerificationService) -> Iterator[BusAdapter]:
 
 @contextmanager
 def probe(port: int, *topics: str, **kwargs: object) -> Iterator[BusProbe]:
-    client = BusProbe(port, topics or (RESULT, ERROR, "replies/#"), **kwargs)
+    client = BusProbe(port, topics or (RESULT, ERROR, "voicegate/reply/#"), **kwargs)
     try:
         yield client
     finally:
@@ -107,15 +107,15 @@ def test_bus_request_is_answered_on_result_reply_to_and_mqtt5_response_topic(mqt
     settings = bus_settings(mqtt_broker)
     with running(VerificationService(settings, encoder)), probe(mqtt_broker.port) as bus:
         correlation = b"\x00door-42\xff"
-        bus.publish(REQUEST, same_pair("same-1", reply_to="replies/door"),
-                    response_topic="replies/mqtt5", correlation_data=correlation)
+        bus.publish(REQUEST, same_pair("same-1", reply_to="voicegate/reply/door"),
+                    response_topic="voicegate/reply/mqtt5", correlation_data=correlation)
         bus.publish(REQUEST, request(audio(MALE_A[0]), audio(FEMALE_A[0]), request_id="diff-1",
                                      requestor_id="front-door", requestor_type="lock"))
 
         (same,) = bus.wait_for(on(RESULT, "same-1"), WAIT)
         (diff,) = bus.wait_for(on(RESULT, "diff-1"), WAIT)
-        (reply,) = bus.wait_for(lambda m: m.topic == "replies/door", WAIT)
-        (response,) = bus.wait_for(lambda m: m.topic == "replies/mqtt5", WAIT)
+        (reply,) = bus.wait_for(lambda m: m.topic == "voicegate/reply/door", WAIT)
+        (response,) = bus.wait_for(lambda m: m.topic == "voicegate/reply/mqtt5", WAIT)
 
     result = VerificationResult.model_validate_json(same.payload)  # HTTP's 200 body model
     assert result.decision is True and result.result == "Same Speaker"
@@ -190,9 +190,10 @@ def test_unservable_request_gets_an_error_with_its_id_and_the_next_one_succeeds(
     # A limit between a good request (~270 kB) and the too-large one (~1.2 MB).
     settings = bus_settings(mqtt_broker, mqtt_max_payload_bytes=600_000)
     with running(VerificationService(settings, encoder)) as adapter, probe(mqtt_broker.port) as bus:
-        bus.publish(REQUEST, payload, response_topic="replies/errors", correlation_data=b"c-1")
+        bus.publish(REQUEST, payload, response_topic="voicegate/reply/errors",
+                    correlation_data=b"c-1")
         (error,) = bus.wait_for(on(ERROR, request_id), WAIT)
-        (direct,) = bus.wait_for(lambda m: m.topic == "replies/errors", WAIT)
+        (direct,) = bus.wait_for(lambda m: m.topic == "voicegate/reply/errors", WAIT)
 
         bus.publish(REQUEST, same_pair(f"after-{case}"))
         (good,) = bus.wait_for(on(RESULT, f"after-{case}"), WAIT)
@@ -237,12 +238,17 @@ def test_full_queue_answers_busy_instead_of_dropping(mqtt_broker, encoder):
 
 
 def test_duplicate_request_id_is_answered_once(mqtt_broker, encoder):
+    """Per device (the topic's), not per payload ``requestor_id``, which anyone can write
+    (issue 14: updated from a payload-keyed check)."""
     settings = bus_settings(mqtt_broker, mqtt_workers=1)  # one worker: answers come in order
     with running(VerificationService(settings, encoder)), probe(mqtt_broker.port) as bus:
         twice = same_pair("dup-1", requestor_id="kitchen")
-        bus.publish(REQUEST, twice)
-        bus.publish(REQUEST, twice)
-        bus.publish(REQUEST, same_pair("dup-1", requestor_id="hall"))  # another requestor's id
+        bus.publish("voicegate/kitchen/verification/request", twice)
+        bus.publish("voicegate/kitchen/verification/request", twice)
+        # Another device's id: answered. The same device under another requestor_id: not.
+        bus.publish("voicegate/hall/verification/request", same_pair("dup-1", requestor_id="hall"))
+        bus.publish("voicegate/kitchen/verification/request",
+                    same_pair("dup-1", requestor_id="forged"))
         bus.publish(REQUEST, same_pair("barrier"))
         bus.wait_for(on(RESULT, "barrier"), WAIT)
     answers = [body(m) for m in bus.matching(on(RESULT, "dup-1"))]

@@ -37,14 +37,14 @@ def test_analysis_request_answers_like_http_analyze(mqtt_broker, encoder, tmp_pa
             watching(mqtt_broker.port) as bus:
         bus.publish(ANALYSIS_REQUEST,
                     json.dumps({"file": wire_file(MALE_A[0]), "request_id": "an-male",
-                                "reply_to": "replies/analysis", **OPTIONS}),
-                    response_topic="replies/mqtt5", correlation_data=b"an-1")
+                                "reply_to": "voicegate/reply/analysis", **OPTIONS}),
+                    response_topic="voicegate/reply/mqtt5", correlation_data=b"an-1")
         bus.publish(ANALYSIS_REQUEST, json.dumps({"file": wire_file(FEMALE_A[0]),
                                                   "request_id": "an-female", **OPTIONS}))
         (male,) = bus.wait_for(on(ANALYSIS_RESULT, "an-male"), WAIT)
         (female,) = bus.wait_for(on(ANALYSIS_RESULT, "an-female"), WAIT)
-        (reply,) = bus.wait_for(lambda m: m.topic == "replies/analysis", WAIT)
-        (response,) = bus.wait_for(lambda m: m.topic == "replies/mqtt5", WAIT)
+        (reply,) = bus.wait_for(lambda m: m.topic == "voicegate/reply/analysis", WAIT)
+        (response,) = bus.wait_for(lambda m: m.topic == "voicegate/reply/mqtt5", WAIT)
 
         app = create_app(household.verification, bus_status=adapter.status, household=household)
         for base_url in serve_in_thread(app, household.settings):
@@ -77,9 +77,10 @@ def test_bad_analysis_options_get_an_error_with_the_request_id(mqtt_broker, enco
         for request_id, (fields, _) in cases.items():
             topic = "voicegate/stream/s/end" if "action" in fields else ANALYSIS_REQUEST
             bus.publish(topic, json.dumps({**fields, "request_id": request_id}),
-                        response_topic="replies/errors", correlation_data=request_id.encode())
+                        response_topic="voicegate/reply/errors",
+                        correlation_data=request_id.encode())
         errors = {rid: body(bus.wait_for(on(ERROR, rid), WAIT)[0]) for rid in cases}
-        direct = bus.wait_for(lambda m: m.topic == "replies/errors", WAIT, count=len(cases))
+        direct = bus.wait_for(lambda m: m.topic == "voicegate/reply/errors", WAIT, count=len(cases))
         bus.publish(ANALYSIS_REQUEST, json.dumps({"file": wire_file(FEMALE_A[0]),
                                                   "models": "gender", "request_id": "after"}))
         (after,) = bus.wait_for(on(ANALYSIS_RESULT, "after"), WAIT)

@@ -31,14 +31,14 @@ from tests.conftest import FEMALE_A, FEMALE_STRANGER, MALE_A, MALE_STRANGER, ser
 from tests.mqtt_broker import BusProbe, MosquittoBroker, Received
 from tests.test_bus import ERROR, WAIT, body, bus_settings, on
 
-ENROL_REQUEST = "voicegate/enrollment/request"
+ENROL_REQUEST = "voicegate/admin/enrollment/request"  # the admin's topic alone (issue 14)
 ENROL_RESULT = "voicegate/enrollment/result"
 IDENTIFY_REQUEST = "voicegate/identify/request"
 IDENTIFY_RESULT = "voicegate/identify/result"
 SPEAKERS = "voicegate/speaker/#"
 SPEAKER_CONFIG = "homeassistant/sensor/voicegate/speaker_{site}/config"
 WATCHED = (ENROL_RESULT, IDENTIFY_RESULT, "voicegate/analysis/result", ERROR, SPEAKERS,
-           "replies/#")
+           "voicegate/reply/#")
 STATE_FIELDS = {"speaker", "score", "threshold", "time", "analysis_id"}
 
 
@@ -128,11 +128,11 @@ def test_enrol_two_people_then_identify_each_and_a_stranger(mqtt_broker, encoder
 
         bus.publish(IDENTIFY_REQUEST,
                     json.dumps({"file": wire_file(MALE_A[2]), "site": "kitchen",
-                                "request_id": "who-1", "reply_to": "replies/kitchen"}),
-                    response_topic="replies/mqtt5", correlation_data=b"corr-1")
+                                "request_id": "who-1", "reply_to": "voicegate/reply/kitchen"}),
+                    response_topic="voicegate/reply/mqtt5", correlation_data=b"corr-1")
         (dad,) = bus.wait_for(on(IDENTIFY_RESULT, "who-1"), WAIT)
-        (reply,) = bus.wait_for(lambda m: m.topic == "replies/kitchen", WAIT)
-        (response,) = bus.wait_for(lambda m: m.topic == "replies/mqtt5", WAIT)
+        (reply,) = bus.wait_for(lambda m: m.topic == "voicegate/reply/kitchen", WAIT)
+        (response,) = bus.wait_for(lambda m: m.topic == "voicegate/reply/mqtt5", WAIT)
         dad_state = speaker_update(bus, "kitchen", body(dad)["analysis_id"])
         kitchen_after_dad = body(retained(mqtt_broker.port, "voicegate/speaker/kitchen"))
 
@@ -217,9 +217,9 @@ def test_stream_chunks_then_end_identify_equals_the_whole_file(mqtt_broker, enco
         publish_chunk(bus, "porch-mic-1", wav(pieces[-1]), None)  # a WAV, told by its bytes
         bus.publish("voicegate/stream/porch-mic-1/end",
                     json.dumps({"action": "identify", "site": "porch", "request_id": "streamed",
-                                "reply_to": "replies/porch"}))
+                                "reply_to": "voicegate/reply/porch"}))
         (streamed,) = bus.wait_for(on(IDENTIFY_RESULT, "streamed"), WAIT)
-        (reply,) = bus.wait_for(lambda m: m.topic == "replies/porch", WAIT)
+        (reply,) = bus.wait_for(lambda m: m.topic == "voicegate/reply/porch", WAIT)
         state = speaker_update(bus, "porch", body(streamed)["analysis_id"])
 
         # ``end`` ended it: the session is gone, and ending it again is an error.

@@ -176,10 +176,10 @@ def dht() -> Iterator[DhtServer]:
 
 
 @contextmanager
-def served_with(forwarder: DhtForwarder, ge2e) -> Iterator[str]:
+def served_with(forwarder: DhtForwarder, encoder) -> Iterator[str]:
     """The service through waitress, its results forwarded as ``serve`` wires it."""
     settings = Settings(port=free_port(), describe_files=False)
-    service = VerificationService(settings, ge2e)
+    service = VerificationService(settings, encoder)
     service.add_result_listener(forwarder.listener)
     forwarder.start()
     try:
@@ -194,9 +194,9 @@ def health(base_url: str) -> dict:
     return requests.get(base_url + "/health", timeout=TIMEOUT).json()
 
 
-def test_results_reach_the_dht_in_order_and_answers_go_on_while_it_is_down(dht, ge2e):
+def test_results_reach_the_dht_in_order_and_answers_go_on_while_it_is_down(dht, encoder):
     forwarder = fast_forwarder(dht.url)
-    with served_with(forwarder, ge2e) as base_url:
+    with served_with(forwarder, encoder) as base_url:
         wait_until(lambda: health(base_url)["dht"] == "connected", "the DHT link")
         pairs = [(MALE_A[0], MALE_A[1]), (MALE_A[0], FEMALE_A[0]), (FEMALE_A[0], FEMALE_A[1])]
         bodies = [analytics_api_verifies(base_url, wav(a), wav(b), f"up-{n}")["body"]
@@ -253,7 +253,7 @@ def test_a_full_queue_drops_the_oldest_and_keeps_the_order(service):
         server.stop()
 
 
-def test_a_dht_that_never_answers_the_handshake_holds_up_no_answer(ge2e):
+def test_a_dht_that_never_answers_the_handshake_holds_up_no_answer(encoder):
     """A port that accepts the connection and then says nothing: the link thread waits on it
     (its timeout is far beyond this test), the answers do not."""
     silent = socket.create_server(("127.0.0.1", 0))
@@ -261,7 +261,7 @@ def test_a_dht_that_never_answers_the_handshake_holds_up_no_answer(ge2e):
     threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
     url = f"ws://127.0.0.1:{silent.getsockname()[1]}/ws"
     forwarder = fast_forwarder(url, timeout_s=3600.0)
-    with served_with(forwarder, ge2e) as base_url:
+    with served_with(forwarder, encoder) as base_url:
         try:
             wait_until(lambda: bool(accepted), "the link to connect")
             answer = analytics_api_verifies(base_url, wav(MALE_A[0]), wav(MALE_A[1]), "stuck")

@@ -185,3 +185,76 @@ def test_store_urls(tmp_path):
     assert "secret" not in str(refused.value)
     with pytest.raises(StoreError, match="table prefix"):
         open_store(None, tmp_path, Sealer(None), "bad prefix;")
+
+
+# --- issue 14, hole 8: deleted voiceprints must not stay readable in the store's files ---
+
+
+def table_files(factory) -> list:
+    """The files the voiceprint table (and its TOAST table) live in, after a checkpoint wrote
+    every page out; SQLite is one file."""
+    if factory.kind == "sqlite":
+        return [factory.path]
+    from pathlib import Path
+
+    import psycopg
+
+    with psycopg.connect(factory.url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        (data_dir,) = conn.execute("SHOW data_directory").fetchone()
+        table = f"{factory.prefix}voiceprints"
+        rows = conn.execute(
+            "SELECT pg_relation_filepath(c.oid), pg_relation_filepath(c.reltoastrelid) "
+            "FROM pg_class c WHERE c.relname = %s", (table,)).fetchall()
+    paths = [Path(data_dir) / p for row in rows for p in row if p]
+    return [p.with_name(f.name) for p in paths for f in p.parent.glob(p.name + "*")]
+
+
+def holds(paths, needle: bytes) -> bool:
+    return any(needle in path.read_bytes() for path in paths if path.exists())
+
+
+def test_the_documented_key_migration_leaves_no_clear_vectors_in_the_files(store_factory):
+    """Empty the clear store (DELETE /enrollments), then add a key: PostgreSQL's DELETE left
+    the rows in the heap file; the first open with a key now starts the table afresh."""
+    samples = unit_rows(1, 14)
+    needle = samples[0].tobytes()[:64]
+    clear = store_factory()
+    if store_factory.kind == "postgres":  # stored uncompressed, so a byte scan can find it
+        import psycopg
+
+        with psycopg.connect(store_factory.url, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE {store_factory.prefix}voiceprints "
+                         "ALTER COLUMN vectors SET STORAGE EXTERNAL")
+    clear.add_samples("alice", "ge2e", samples)
+    assert holds(table_files(store_factory), needle)  # the scan sees what is there
+    old_files = table_files(store_factory)
+    clear.delete_all()
+    clear.close()
+    store_factory(TEST_KEY).close()
+    assert not holds(table_files(store_factory) + old_files, needle)
+
+
+def test_sqlite_deletes_securely_whatever_its_build_default(tmp_path, monkeypatch):
+    """SQLite's secure delete was on only because the distribution builds it so; the store
+    sets it itself (here on connections that start with it off, as other builds do)."""
+    import sqlite3
+
+    from analytic.voiceprints.crypto import Sealer
+
+    real_connect = sqlite3.connect
+
+    def insecure_default(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+        conn.execute("PRAGMA secure_delete = OFF")
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", insecure_default)
+    samples = unit_rows(1, 15)
+    store = open_store(None, tmp_path, Sealer(None))
+    store.add_samples("alice", "ge2e", samples)
+    path = tmp_path / "voiceprints.sqlite"
+    assert samples[0].tobytes()[:64] in path.read_bytes()
+    store.delete("alice")
+    store.close()
+    assert samples[0].tobytes()[:64] not in path.read_bytes()

@@ -155,6 +155,10 @@ class SqlVoiceprintStore(VoiceprintStore):
             except VoiceprintKeyError as exc:
                 raise StoreError(f"{self.location}: {exc}") from None
             return
+        if mode == "none" and self.sealer.encrypted and not rows:
+            # The documented migration (empty the clear store, then add a key): deleted rows
+            # can outlive DELETE in the table's files, so the table starts afresh first.
+            self._purge(cur)
         if mode == "none" and self.sealer.encrypted and rows:
             raise StoreError(
                 f"{self.location}: the store holds {rows} unencrypted voiceprint(s) but a key "
@@ -169,6 +173,10 @@ class SqlVoiceprintStore(VoiceprintStore):
         for key, value in wanted.items():
             cur.execute(self._sql(f"INSERT INTO {self.meta_table} (key, value) VALUES (?, ?)"),
                         (key, value))
+
+    def _purge(self, cur: Any) -> None:
+        """Leave no trace of deleted rows in the table's files (the clear-to-encrypted
+        migration). SQLite's secure delete already zeroed them; PostgreSQL overrides this."""
 
     # --- rows ---
     def _voiceprint(self, row: tuple) -> Voiceprint:
@@ -285,6 +293,11 @@ class SqliteVoiceprintStore(SqlVoiceprintStore):
             self.path.touch(mode=0o600, exist_ok=True)
             self._conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
                                          check_same_thread=False)
+            # Deleted voiceprints are overwritten with zeros, not left in free pages; set
+            # here, not left to whether the distribution built SQLite with it on.
+            self._conn.execute("PRAGMA secure_delete = ON")
+            if self._conn.execute("PRAGMA secure_delete").fetchone() != (1,):
+                raise sqlite3.Error("this SQLite cannot delete securely")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the voiceprint store {self.path}: {exc}") from None
         self._lock = threading.Lock()
@@ -364,6 +377,11 @@ class PostgresVoiceprintStore(SqlVoiceprintStore):
                     key = zlib.crc32(f"{self.table}:{lock_name}".encode())
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
                 yield cur
+
+    def _purge(self, cur: Any) -> None:
+        """A DELETEd row stays in the heap file until vacuumed (and plain VACUUM does not
+        overwrite it); TRUNCATE gives the table a new, empty file and removes the old one."""
+        cur.execute(f"TRUNCATE {self.table}")
 
     def close(self) -> None:
         with self._lock:
