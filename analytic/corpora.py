@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,15 +73,16 @@ def fold(speaker: str) -> int:
 
 
 def embed_corpus(service: object, data: Path, files: list[CorpusFile],
-                 progress: Progress = no_progress,
-                 cache: Path | None = None) -> dict[str, np.ndarray | None]:
-    """key -> embedding through the service's intake (None where it refuses the file).
+                 progress: Progress = no_progress, cache: Path | None = None,
+                 bandwidth: int = 16_000) -> dict[str, np.ndarray | None]:
+    """key -> embedding through the service's intake (None where it refuses the file), of the
+    recording band-limited to ``bandwidth`` (8000: as a narrowband pair compares it).
 
     ``cache``: a folder to keep embeddings in between runs (one ``.npz`` per encoder, intake
-    limits and corpus); a cached file is reused only while its size and the encoder match.
+    code, limits, band and corpus); a cached file is reused only while its size matches.
     """
     prints: dict[str, np.ndarray | None] = {}
-    stored = _load_cache(cache, service, files)
+    stored = _load_cache(cache, service, files, bandwidth)
     for f in progress(files, "embedding"):
         source = data / f.corpus / f.path
         marker = f"{f.key}:{source.stat().st_size}"
@@ -89,25 +91,42 @@ def embed_corpus(service: object, data: Path, files: list[CorpusFile],
             continue
         try:
             clip = service.decode(source.read_bytes(), f.path)  # type: ignore[attr-defined]
-            prints[f.key] = service.voiceprint(clip)  # type: ignore[attr-defined]
+            prints[f.key] = service.voiceprint(clip, bandwidth)  # type: ignore[attr-defined]
         except AnalyticError:
             prints[f.key] = None
         stored[marker] = prints[f.key]
-    _save_cache(cache, service, files, stored)
+    _save_cache(cache, service, files, stored, bandwidth)
     return prints
 
 
-def _cache_file(cache: Path, service: object, files: list[CorpusFile]) -> Path:
+def intake_version(encoder: object) -> str:
+    """A digest of the code an embedding depends on (the intake and the encoder's module), so
+    a cache made before either changed is not reused."""
+    package = Path(__file__).resolve().parent
+    sources = [package / "audio.py", package / "speechness.py",
+               Path(sys.modules[type(encoder).__module__].__file__ or "")]
+    digest = hashlib.sha1()
+    for source in sources:
+        if source.is_file():
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def _cache_file(cache: Path, service: object, files: list[CorpusFile], bandwidth: int) -> Path:
     encoder = service.encoder  # type: ignore[attr-defined]
     limits = service.limits  # type: ignore[attr-defined]
     corpora = "+".join(sorted({f.corpus for f in files}))
-    tag = f"{encoder.name}-{limits.min_speech_s:g}-{limits.max_duration_s:g}-{corpora}"
+    tag = (f"{encoder.name}-{intake_version(encoder)}-{limits.min_speech_s:g}-"
+           f"{limits.max_duration_s:g}-{corpora}")
+    if bandwidth < 16_000:
+        tag += f"-{bandwidth}"
     return cache / f"{tag}.npz"
 
 
-def _load_cache(cache: Path | None, service: object,
-                files: list[CorpusFile]) -> dict[str, np.ndarray | None]:
-    if cache is None or not files or not (path := _cache_file(cache, service, files)).is_file():
+def _load_cache(cache: Path | None, service: object, files: list[CorpusFile],
+                bandwidth: int) -> dict[str, np.ndarray | None]:
+    path = _cache_file(cache, service, files, bandwidth) if cache and files else None
+    if path is None or not path.is_file():
         return {}
     with np.load(path) as stored:
         vectors, markers, refused = stored["vectors"], stored["markers"], stored["refused"]
@@ -115,7 +134,7 @@ def _load_cache(cache: Path | None, service: object,
 
 
 def _save_cache(cache: Path | None, service: object, files: list[CorpusFile],
-                stored: dict[str, np.ndarray | None]) -> None:
+                stored: dict[str, np.ndarray | None], bandwidth: int) -> None:
     if cache is None or not files:
         return
     cache.mkdir(parents=True, exist_ok=True)
@@ -124,5 +143,5 @@ def _save_cache(cache: Path | None, service: object, files: list[CorpusFile],
     vectors = np.stack([stored[m] if stored[m] is not None else np.zeros(size, np.float32)
                         for m in markers]).astype(np.float32)
     refused = np.array([stored[m] is None for m in markers])
-    np.savez(_cache_file(cache, service, files), vectors=vectors, markers=np.array(markers),
-             refused=refused)
+    np.savez(_cache_file(cache, service, files, bandwidth), vectors=vectors,
+             markers=np.array(markers), refused=refused)

@@ -50,6 +50,9 @@ class Report:
 
     refused: int = 0  # files the intake refused (their trials count as rejections)
     score_norm: str = "none"
+    # EER over the trials with no refused file, when some were refused (else None).
+    scored_eer: float | None = None
+    scored_trials: int = 0
 
     @classmethod
     def of(cls, scores: np.ndarray, is_target: np.ndarray, threshold: float,
@@ -58,6 +61,10 @@ class Report:
         if is_target.all() or not is_target.any():
             raise ValueError("the trial list needs both target and non-target trials")
         eer, eer_threshold = equal_error(scores, is_target)
+        scored = np.isfinite(scores)
+        scored_eer = None
+        if not scored.all() and is_target[scored].any() and not is_target[scored].all():
+            scored_eer = equal_error(scores[scored], is_target[scored])[0]
         false_accept, false_reject = error_rates(scores, is_target, [threshold])
         return cls(
             trials=trials,
@@ -74,6 +81,8 @@ class Report:
             is_target=is_target,
             refused=refused,
             score_norm=score_norm,
+            scored_eer=scored_eer,
+            scored_trials=int(scored.sum()),
         )
 
     def lines(self, encoder: str) -> list[str]:
@@ -85,6 +94,8 @@ class Report:
             f"EER: {100 * self.eer:.2f}% at threshold {self.eer_threshold:.4f}",
             f"at threshold {self.threshold:.4f}: false accept {100 * self.false_accept:.2f}%, "
             f"false reject {100 * self.false_reject:.2f}%",
+            *([f"EER over the {self.scored_trials} trials with no refused file: "
+               f"{100 * self.scored_eer:.2f}%"] if self.scored_eer is not None else []),
             f"minDCF (p_target={P_TARGET}, c_miss=c_fa=1): {self.min_dcf:.4f}",
             f"d': {self.d_prime:.2f}",
         ]
@@ -139,7 +150,7 @@ def score_trials(
     bandwidth = min(TARGET_RATE, *rates.values()) if rates else TARGET_RATE
     prints = {key: service.voiceprint(clip, bandwidth) if clip is not None else None
               for key, clip in progress(list(clips.items()), "embedding")}
-    scorer = service.policy.scorer
+    scorer = service.policy.scorer_for(bandwidth)
     scores = np.full(len(trials), -np.inf)
     for i, trial in enumerate(trials):
         enrol, test = prints[trial.enroll, sample_rate], prints[trial.test, test_sample_rate]

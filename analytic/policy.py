@@ -39,6 +39,15 @@ class ScorePolicy:
     false_accept: float
     # Thresholds by band for an encoder without a calibration; ignored when there is one.
     fixed_thresholds: dict[str, float]
+    # Narrowband pairs (both sides band-limited to 8 kHz) normalise against a cohort heard the
+    # same way, when the encoder ships one; else against the wideband cohort.
+    narrowband_scorer: VoiceprintScorer | None = None
+
+    def scorer_for(self, bandwidth: int) -> VoiceprintScorer:
+        """The scorer of a pair compared at ``bandwidth``."""
+        if bandwidth < TARGET_RATE and self.narrowband_scorer is not None:
+            return self.narrowband_scorer
+        return self.scorer
 
     @property
     def score_norm(self) -> str:
@@ -82,4 +91,8 @@ def build_policy(settings: Settings, encoder: SpeakerEncoder) -> ScorePolicy:
         wide = encoder.default_threshold
         narrow = encoder.narrowband_threshold
         fixed = {"wideband": wide, "narrowband": wide if narrow is None else narrow}
-    return ScorePolicy(VoiceprintScorer(norm), calibration, settings.false_accept, fixed)
+    narrow = None
+    if norm is not None:
+        narrow_norm = load_cohort(encoder.name, encoder.embedding_size, band="narrowband")
+        narrow = VoiceprintScorer(narrow_norm) if narrow_norm is not None else None
+    return ScorePolicy(VoiceprintScorer(norm), calibration, settings.false_accept, fixed, narrow)

@@ -140,6 +140,7 @@ class SifisValue(BaseModel):
     score_norm: Literal["asnorm", "none"]
     confidence: float | None = Field(description="Calibrated probability of the same speaker.")
     threshold: float = Field(description="The score needed for 'Same Speaker'.")
+    threshold_source: ThresholdSource = "default"
     bandwidth: Literal["wideband", "narrowband"]
     model: str
     files: list[FileReport]
@@ -168,7 +169,8 @@ class SifisResult(BaseModel):
             cosine_similarity=result.raw_score if result.raw_score is not None else result.score,
             outcome=result.result, decision=result.decision, score=result.score,
             score_norm=result.score_norm, confidence=result.confidence,
-            threshold=result.threshold, bandwidth=result.bandwidth, model=result.model,
+            threshold=result.threshold, threshold_source=result.threshold_source,
+            bandwidth=result.bandwidth, model=result.model,
             files=result.files,
         )
         return cls(RequestPostTopicUUID=SifisMessage(value=value))

@@ -38,8 +38,11 @@ ASNORM_THRESHOLDS = {"ge2e": 3.07}
 MIN_STD = 1e-6
 
 
-def cohort_path(encoder: str, models_dir: Path = MODELS_DIR) -> Path:
-    return models_dir / f"cohort_{encoder}.npy"
+def cohort_path(encoder: str, models_dir: Path = MODELS_DIR, band: str = "wideband") -> Path:
+    """The shipped cohort of ``encoder``; ``band`` "narrowband": its recordings band-limited to
+    8 kHz, to normalise narrowband pairs against strangers heard the same way."""
+    suffix = "" if band == "wideband" else f"_{band}"
+    return models_dir / f"cohort_{encoder}{suffix}.npy"
 
 
 @dataclass(frozen=True)
@@ -74,10 +77,11 @@ class AsNorm:
 
 
 def load_cohort(
-    encoder: str, embedding_size: int, top_k: int = DEFAULT_TOP_K, models_dir: Path = MODELS_DIR
+    encoder: str, embedding_size: int, top_k: int = DEFAULT_TOP_K, models_dir: Path = MODELS_DIR,
+    band: str = "wideband",
 ) -> AsNorm | None:
     """The cohort shipped for ``encoder``, or None when there is none (or it does not fit)."""
-    path = cohort_path(encoder, models_dir)
+    path = cohort_path(encoder, models_dir, band)
     if not path.is_file():
         return None
     cohort = np.load(path).astype(np.float32)

@@ -84,7 +84,7 @@ class VerificationService:
                                                     self.threshold_for(8000)), may_lower)
         clips = [self.decode(data, name) for name, data in (file1, file2)]
         bandwidth = pair_bandwidth(clips)
-        scores, raws = self.policy.scorer.sample_scores(
+        scores, raws = self.policy.scorer_for(bandwidth).sample_scores(
             *(self.voiceprint(c, bandwidth) for c in clips))
         score, raw = float(scores[0, 0]), float(raws[0, 0])
         describe = self.settings.describe_files

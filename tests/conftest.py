@@ -73,6 +73,8 @@ def private_data_dir(tmp_path_factory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("voicegate-data")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VOICEGATE_DATA_DIR", str(folder))
+        # CAM++'s ONNX export too: made once per test session, never in the user's cache.
+        patch.setenv("VOICEGATE_MODEL_CACHE_DIR", str(tmp_path_factory.mktemp("models")))
         yield folder
 
 

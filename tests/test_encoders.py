@@ -30,6 +30,24 @@ def ge2e():
     return load_encoder(Settings(encoder="ge2e"))
 
 
+def test_campplus_runs_on_onnxruntime_and_agrees_with_torch(encoder, tmp_path):
+    assert encoder.runtime == "onnxruntime"
+    torch_only = CamPlusPlusEncoder()
+    assert torch_only.runtime == "torch"
+    for path in (MALE_A[0], FEMALE_A[1]):
+        clip = audio(path)
+        assert float(encoder.embed(clip) @ torch_only.embed(clip)) > 0.9999
+
+
+def test_campplus_falls_back_to_torch_when_the_export_cannot_be_written(tmp_path, caplog):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with caplog.at_level("WARNING"):
+        encoder = CamPlusPlusEncoder(onnx_dir=blocked / "models")
+    assert encoder.runtime == "torch"
+    assert any(getattr(r, "event", None) == "onnx_unavailable" for r in caplog.records)
+
+
 def test_campplus_is_the_default_and_separates_speakers(encoder):
     assert encoder.name == "campplus" and not encoder.trimmed_input
     male = [encoder.embed(audio(p)) for p in MALE_A[:2]]

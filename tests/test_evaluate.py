@@ -67,3 +67,28 @@ def test_evaluate_command_on_fixture_trials(tmp_path: Path):
     assert "EER: 0.00%" in done.stdout
     assert "false accept 0.00%, false reject 0.00%" in done.stdout
     assert re.search(r"^d': \d+\.\d\d$", done.stdout, re.MULTILINE)
+
+
+def test_refused_files_are_rejections_not_a_traceback(tmp_path: Path, service):
+    """A clip the intake refuses (here: too short) is what the service would answer, a
+    rejection; the evaluation goes on and says how many there were."""
+    import shutil
+
+    import soundfile as sf
+
+    from analytic.evaluate import evaluate, read_trials
+
+    root = tmp_path / "clips"
+    shutil.copytree(DATA, root)
+    audio, rate = sf.read(DATA / "2609-156975-0000.flac")
+    sf.write(root / "2609-short.flac", audio[: int(0.3 * rate)], rate)
+    trials = write_fixture_trials(tmp_path / "trials.csv")
+    with trials.open("a") as handle:
+        handle.write("2609-short.flac,2609-156975-0001.flac,1\n")
+        handle.write("2609-short.flac,367-130732-0001.flac,0\n")
+    report = evaluate(service, read_trials(trials), root)
+    assert (report.trials, report.refused) == (30, 1)
+    # The refused target is a false reject at every threshold; without it, no error at all.
+    assert report.false_reject == pytest.approx(1 / 7)
+    assert report.scored_eer == 0.0 and report.scored_trials == 28
+    assert "1 refused by the intake" in "\n".join(report.lines("campplus"))

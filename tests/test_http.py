@@ -133,7 +133,7 @@ def test_health_and_models(base_url):
                        "narrowband_threshold": models[0]["narrowband_threshold"],
                        "score_norm": "asnorm", "false_accept": 0.01, "calibrated": True}]
     # AS-norm thresholds at a 1% stranger rate: a few cohort deviations above a stranger.
-    assert 2 < models[0]["narrowband_threshold"] < models[0]["default_threshold"] < 5
+    assert 2 < models[0]["default_threshold"] < 6 and 2 < models[0]["narrowband_threshold"] < 6
 
 
 # --- refusals: every status a client can cause ------------------------------------------------
@@ -145,7 +145,7 @@ def test_missing_file_is_400(base_url):
     assert error_code(response) == "missing_file"
 
 
-@pytest.mark.parametrize("threshold", ["high", "1.5", "nan"])
+@pytest.mark.parametrize("threshold", ["high", "1000.5", "nan"])
 def test_bad_threshold_is_400(base_url, threshold):
     response = post_pair(base_url, MALE_A[0].read_bytes(), MALE_A[1].read_bytes(),
                          {"threshold": threshold})
@@ -172,7 +172,7 @@ def test_empty_file_is_422_no_speech(base_url):
 
 
 def test_too_little_speech_is_422_too_short(base_url):
-    response = post_pair(base_url, make.excerpt(MALE_A[0], 0.3), MALE_A[1].read_bytes())
+    response = post_pair(base_url, make.excerpt(MALE_A[0], 0.2), MALE_A[1].read_bytes())
     assert response.status_code == 422
     assert error_code(response) == "too_short"
 

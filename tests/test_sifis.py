@@ -91,12 +91,12 @@ def test_the_analytics_api_reads_its_result_from_the_envelope(base_url):
     assert (value["requestor_id"], value["requestor_type"], value["request_id"]) == (
         "33466553786f48cb72faad7b2fb9d0952c97", "NSSD", "2023061906001633466553786f48")
     # Voicegate's own fields, where they add to the SIFIS keys.
-    assert value["decision"] is True
-    assert value["Cosine Similarity"] >= value["threshold"]
-    assert value["model"] == "ge2e"
+    assert value["decision"] is True and value["score"] >= value["threshold"]
+    assert value["score_norm"] == "asnorm" and value["confidence"] > 0.5
+    assert value["model"] == "campplus"
     assert [f["name"] for f in value["files"]] == ["first_audio_file.wav",
                                                   "second_audio_file.wav"]
-    assert "score" not in value and "result" not in value  # no second spelling of the same
+    assert "raw_score" not in value and "result" not in value  # no second spelling of the same
 
 
 def test_the_sifis_url_takes_the_first_two_file_parts_whatever_their_names(base_url):

@@ -58,15 +58,15 @@ def test_an_api_token_cannot_lower_the_threshold_to_forge_a_decision(door):
 def test_a_stricter_threshold_is_anyones_and_is_named_in_the_result(door):
     default = verify_pair(door, API_TOKEN).json()
     assert default["threshold_source"] == "default"
-    stricter = verify_pair(door, API_TOKEN, threshold="0.99").json()
-    assert (stricter["threshold"], stricter["threshold_source"]) == (0.99, "request")
+    stricter = verify_pair(door, API_TOKEN, threshold="50").json()
+    assert (stricter["threshold"], stricter["threshold_source"]) == (50, "request")
     assert stricter["decision"] is False
     who = identify(door, API_TOKEN, threshold="1000").json()
     assert (who["threshold_source"], who["match"]) == ("request", None)
 
 
 def test_the_admin_may_lower_it_and_the_result_says_so(door):
-    body = verify_pair(door, ADMIN_TOKEN, threshold="-1").json()
+    body = verify_pair(door, ADMIN_TOKEN, threshold="-1000").json()
     assert (body["decision"], body["threshold_source"]) == (True, "request")
     who = identify(door, ADMIN_TOKEN, threshold="-1000").json()
     assert (who["match"], who["threshold_source"]) == ("dad", "request")
@@ -76,5 +76,5 @@ def test_a_setting_can_allow_anyone_to_lower_it(encoder, tmp_path):
     settings = Settings(port=free_port(), api_token=API_TOKEN, admin_token=ADMIN_TOKEN,
                         allow_threshold_override=True, data_dir=str(tmp_path))
     for url in serve_in_thread(create_app(VerificationService(settings, encoder)), settings):
-        body = verify_pair(url, API_TOKEN, threshold="-1").json()
+        body = verify_pair(url, API_TOKEN, threshold="-1000").json()
         assert (body["decision"], body["threshold_source"]) == (True, "request")

@@ -7,6 +7,7 @@ workers can call ``embed`` at the same time.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -59,7 +60,9 @@ def load_encoder(settings: Settings) -> SpeakerEncoder:
     if settings.encoder == "campplus":
         from analytic.encoders.campplus import CamPlusPlusEncoder
 
-        return CamPlusPlusEncoder()
+        return CamPlusPlusEncoder(
+            onnx_dir=Path(settings.model_cache_dir).expanduser() if settings.onnx else None,
+            threads=settings.torch_threads)
     if settings.encoder == "ge2e":
         from analytic.encoders.ge2e import Ge2eEncoder
 
