@@ -139,7 +139,9 @@ def models() -> Any:
         sample_rate=encoder.sample_rate,
         default_threshold=_service().default_threshold,
     )
-    return jsonify({"models": [info.model_dump()]})
+    household: HouseholdService = current_app.extensions[HOUSEHOLD_KEY]
+    return jsonify({"models": [info.model_dump()],
+                    "liveness": household.liveness.info().model_dump()})
 
 
 def _verify(
