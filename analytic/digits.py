@@ -35,7 +35,7 @@ WORD_DIGITS = {**{word: str(i) for i, word in enumerate(WORDS)}, "oh": "0"}
 UNHEARD = "?"  # a segment that matched no digit well enough
 
 # MFCC front end: 25 ms windows every 10 ms, 26 mel bands within the telephone band, c1..c12
-# plus deltas, mean-normalised per segment (so level and channel drop out).
+# plus deltas, mean- and variance-normalised per segment (so level and channel drop out).
 HOP = RATE // 100
 WINDOW = RATE * 25 // 1000
 N_FFT = 256
@@ -46,17 +46,25 @@ SPLIT_TOP_DB = 30.0
 MIN_GAP_S = 0.08
 MIN_PART_S = 0.08
 # A segment whose best DTW cost is above this matched no digit of the member (another word,
-# another voice): above the 99th percentile (22.4) of the development speakers' genuine
-# segments; other FSDD voices' best costs have a median of 27.5, read speech 37.5.
-MAX_SEGMENT_COST = 24.0
+# another voice). Development speakers (FSDD): genuine segments' 99th percentile 5.1; other
+# voices' best costs start at 4.9 (median 5.5), read speech (LibriSpeech) at 5.2 (median 5.6).
+MAX_SEGMENT_COST = 5.4
+# The answer must also sound like the member's own templates: its parts' mean DTW cost, divided
+# by the mean cost between the member's templates of the same digit (their own spread), at most
+# this. Development speakers: genuine answers reached 1.13 (FSDD) and had a 99th percentile of
+# 1.46 (espeak-ng); the right digits in another espeak-ng voice had a 5th percentile of 1.55
+# (minimum 1.39); other FSDD voices started at 1.15, and the speaker check refuses those.
+MAX_RELATIVE_COST = 1.45
 
 
 @dataclass(frozen=True)
 class Heard:
-    """What a recogniser heard: one character per segment ('0'-'9' or '?')."""
+    """What a recogniser heard: one character per segment ('0'-'9' or '?'), and for templates
+    whether the answer sounds like the member's own digits (``None``: not checked)."""
 
     digits: str
     recogniser: str
+    fits_templates: bool | None = None
 
 
 class DigitRecognizer(Protocol):
@@ -76,7 +84,7 @@ def to_band(samples: np.ndarray, rate: int) -> np.ndarray:
 
 
 def features(samples: np.ndarray) -> np.ndarray:
-    """(24, frames) MFCCs c1..c12 and their deltas, mean-normalised."""
+    """(24, frames) MFCCs c1..c12 and their deltas, mean- and variance-normalised."""
     mfcc = librosa.feature.mfcc(y=samples, sr=RATE, n_mfcc=N_MFCC, n_fft=N_FFT,
                                 hop_length=HOP, win_length=WINDOW, n_mels=26, fmin=100.0,
                                 fmax=3800.0)[1:]
@@ -84,7 +92,10 @@ def features(samples: np.ndarray) -> np.ndarray:
     delta = (librosa.feature.delta(mfcc, width=width, mode="nearest") if width >= 3
              else np.zeros_like(mfcc))
     stacked = np.vstack([mfcc, delta])
-    return (stacked - stacked.mean(axis=1, keepdims=True)).astype(np.float32)
+    # Mean and variance normalised per segment: on the development speakers with one template
+    # a digit, variance normalisation read 112-115 of 120 strings right against 103 without.
+    stacked = stacked - stacked.mean(axis=1, keepdims=True)
+    return (stacked / (stacked.std(axis=1, keepdims=True) + 1e-6)).astype(np.float32)
 
 
 def segments(samples: np.ndarray, count: int | None = None) -> list[tuple[int, int]]:
@@ -158,9 +169,12 @@ class TemplateDigits:
 
     name = "templates"
 
-    def __init__(self, templates: DigitTemplates, max_cost: float = MAX_SEGMENT_COST) -> None:
+    def __init__(self, templates: DigitTemplates, max_cost: float = MAX_SEGMENT_COST,
+                 max_relative_cost: float = MAX_RELATIVE_COST) -> None:
         self.templates = templates
         self.max_cost = max_cost
+        self.max_relative_cost = max_relative_cost
+        self.spread = own_spread(templates)
 
     def costs(self, segment: np.ndarray) -> dict[str, float]:
         """Each digit's best DTW cost for one 8 kHz segment."""
@@ -170,12 +184,24 @@ class TemplateDigits:
 
     def recognize(self, samples: np.ndarray, rate: int, expected_length: int) -> Heard:
         band = to_band(samples, rate)
-        heard = []
+        heard, best_costs = [], []
         for start, end in segments(band, expected_length):
             costs = self.costs(band[start:end])
             best = min(costs, key=costs.__getitem__) if costs else UNHEARD
             heard.append(best if costs and costs[best] <= self.max_cost else UNHEARD)
-        return Heard("".join(heard), self.name)
+            best_costs.append(costs[best] if costs else np.inf)
+        fits = None
+        if self.spread is not None and best_costs:
+            fits = bool(np.mean(best_costs) / self.spread <= self.max_relative_cost)
+        return Heard("".join(heard), self.name, fits)
+
+
+def own_spread(templates: DigitTemplates) -> float | None:
+    """Mean DTW cost between a member's templates of the same digit (how much their own
+    digits vary); ``None`` with one template per digit."""
+    costs = [dtw_cost(a, b) for items in templates.values()
+             for i, a in enumerate(items) for b in items[i + 1:]]
+    return float(np.mean(costs)) if costs else None
 
 
 # --- speaker-independent pocketsphinx ---

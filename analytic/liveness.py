@@ -87,9 +87,10 @@ class LivenessService:
         if recogniser is None:
             return Liveness(passed=False, expected=expected, heard="", recogniser="none")
         heard = recogniser.recognize(samples, rate, len(challenge.digits))
-        passed = heard.digits == challenge.digits
+        passed = heard.digits == challenge.digits and heard.fits_templates is not False
         return Liveness(passed=passed, expected=expected, heard=spaced(heard.digits),
-                        recogniser=heard.recogniser)  # type: ignore[arg-type]
+                        recogniser=heard.recogniser,  # type: ignore[arg-type]
+                        fits_templates=heard.fits_templates)
 
     def recogniser_for(self, external_id: str | None) -> DigitRecognizer | None:
         templates = self.templates(external_id) if external_id else None

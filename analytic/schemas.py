@@ -202,6 +202,10 @@ class Liveness(BaseModel):
         description="templates: the member's own digit templates; pocketsphinx: the "
         "speaker-independent model (no templates enrolled); none: nothing was compared.",
     )
+    fits_templates: bool | None = Field(
+        None, description="templates only: the answer sounds like the member's own digits "
+        "(mean DTW cost within 1.45 times their templates' own spread); passed needs it.",
+    )
 
 
 class DigitEnrolmentResult(BaseModel):

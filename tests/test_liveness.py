@@ -160,7 +160,8 @@ def test_fsdd_member_passes_and_every_replay_fails(url) -> None:
     answer = george.say(asked["digits"], seed=1)
     body = verify(url, "george", answer, asked["challenge_id"]).json()
     assert body["liveness"] == {"passed": True, "expected": asked["digits"],
-                                "heard": asked["digits"], "recogniser": "templates"}
+                                "heard": asked["digits"], "recogniser": "templates",
+                                "fits_templates": True}
     assert body["decision"] is True
 
     # the same challenge again: used up
@@ -216,6 +217,13 @@ def test_espeak_member_verify_and_identify_with_a_challenge(url) -> None:
     assert body["match"] is None and body["decision"] is False
     assert body["liveness"]["passed"] is False
     assert body["candidates"][0]["external_id"] == "robot"
+
+    # the right digits in another synthetic voice: they do not sound like robot's templates
+    asked = challenge(url, "robot")
+    other = verify(url, "robot", Espeak("en-gb-x-rp").say(asked["digits"], 160),
+                   asked["challenge_id"]).json()
+    assert other["liveness"]["fits_templates"] is False
+    assert other["liveness"]["passed"] is False and other["decision"] is False
 
     # without a challenge: today's behaviour, no liveness field
     plain = verify(url, "robot", voice.say("1234"), None).json()
