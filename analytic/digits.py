@@ -251,6 +251,21 @@ class PocketsphinxDigits:
 
 
 @lru_cache(maxsize=1)
+def warm_up_in_background() -> threading.Thread:
+    """Load librosa's DTW and MFCC code (numba; seconds on a busy small CPU) in a background
+    thread, once per process, so neither start-up nor the first challenge waits for it."""
+
+    def run() -> None:
+        noise = np.random.default_rng(0).normal(0, 0.1, RATE).astype(np.float32)
+        feats = features(noise)
+        dtw_cost(feats, feats)
+
+    thread = threading.Thread(target=run, name="digits-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+@lru_cache(maxsize=1)
 def shared_pocketsphinx() -> PocketsphinxDigits:
     """One decoder per process, however many household services (tests make many)."""
     return PocketsphinxDigits()

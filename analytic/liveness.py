@@ -25,6 +25,7 @@ from analytic.digits import (
     pocketsphinx_available,
     shared_pocketsphinx,
     unpack_templates,
+    warm_up_in_background,
 )
 from analytic.errors import BadRequest
 from analytic.schemas import Challenge, ChallengeOptions, Liveness, LivenessInfo
@@ -48,6 +49,7 @@ class LivenessService:
         self.challenges = ChallengeRegistry(settings.challenge_digits, settings.challenge_ttl_s,
                                             settings.challenge_max_open)
         self.fallback = fallback
+        warm_up_in_background()
         if fallback is None and settings.liveness_fallback and pocketsphinx_available():
             self.fallback = shared_pocketsphinx()  # loaded once, at start-up
 
