@@ -44,6 +44,7 @@ ANALYSIS_ENDPOINTS = {
     "api.speaker_verification_sifis",
     "analysis.analyze",
     "household.enrol",
+    "household.enrol_digits",
     "household.verify",
     "household.identify",
     "household.append_chunk",
@@ -217,7 +218,8 @@ def _matches(given: bytes, expected: bytes | None) -> bool:
 
 def _is_admin_request() -> bool:
     """Enrolment management: changing or exporting voiceprints."""
-    if request.endpoint in {"household.enrol", "household.delete_enrolment",
+    if request.endpoint in {"household.enrol", "household.enrol_digits",
+                            "household.delete_enrolment",
                             "household.delete_all_enrolments"}:
         return True
     if request.endpoint == "household.get_enrolment":

@@ -25,11 +25,15 @@ from collections.abc import Callable
 import numpy as np
 from pydantic import BaseModel
 
-from analytic.audio import TARGET_RATE, Clip
+from analytic.audio import TARGET_RATE, Clip, read_mono
 from analytic.errors import BadRequest, Conflict, Forbidden, NotFound
+from analytic.liveness import LivenessService
 from analytic.schemas import (
     Candidate,
+    Challenge,
+    ChallengeOptions,
     DeleteResult,
+    DigitEnrolmentResult,
     EnrolmentInfo,
     EnrolmentList,
     EnrolmentResult,
@@ -37,6 +41,7 @@ from analytic.schemas import (
     HouseholdOptions,
     HouseholdVerification,
     Identification,
+    Liveness,
 )
 from analytic.service import VerificationService, file_report
 from analytic.settings import Settings
@@ -61,6 +66,7 @@ class HouseholdService:
         verification: VerificationService,
         store: VoiceprintStore,
         streams: StreamRegistry | None = None,
+        liveness: LivenessService | None = None,
     ) -> None:
         self.verification = verification
         self.settings: Settings = verification.settings
@@ -73,6 +79,7 @@ class HouseholdService:
             self.settings.stream_idle_timeout_s, self.settings.stream_max_s,
             self.settings.stream_max_sessions,
         )
+        self.liveness = liveness or LivenessService(self.settings, store)
         self._listeners: list[HouseholdListener] = []
 
     def threshold_for(self, members: int = 1, bandwidth: int = TARGET_RATE) -> float:
@@ -180,13 +187,17 @@ class HouseholdService:
         if voiceprint.encoder != self.encoder.name:
             raise Conflict(f"{external_id!r} was enrolled with encoder {voiceprint.encoder!r}, "
                            f"this service runs {self.encoder.name!r}: enrol again")
+        challenge = self.liveness.take(options.challenge_id)  # used up even if refused below
         clip, test = self._embed(recording)
         (score,), (raw,) = self.scorer.score_members([voiceprint.samples], test)
         bandwidth = min(clip.sample_rate, TARGET_RATE)
         threshold, source = self._threshold(options, privileged, self.threshold_for(1, bandwidth))
+        liveness = None
+        if challenge is not None:
+            liveness = self.liveness.check(challenge, external_id, *self._samples(recording))
         result = HouseholdVerification(
             external_id=external_id,
-            decision=bool(score >= threshold),
+            decision=bool(score >= threshold) and (liveness is None or liveness.passed),
             score=round(float(score), 6),
             raw_score=round(float(raw), 6),
             confidence=self.policy.confidence(float(score), bandwidth),
@@ -197,13 +208,15 @@ class HouseholdService:
             request_id=options.request_id,
             requestor_id=options.requestor_id,
             requestor_type=options.requestor_type,
+            liveness=liveness,
             analysis_id=str(uuid.uuid4()),
             analyzer_id=self.settings.analyzer_id,
             files=[file_report(clip)],
         )
         self._event("verified", result, kind="household", external_id=external_id,
                     decision=result.decision, score=result.score, threshold=threshold,
-                    score_norm=result.score_norm, request_id=result.request_id)
+                    score_norm=result.score_norm, request_id=result.request_id,
+                    liveness=None if liveness is None else liveness.passed)
         return result
 
     def identify(
@@ -212,6 +225,7 @@ class HouseholdService:
     ) -> Identification:
         """Who is speaking: the best member at or above threshold, else ``match`` null."""
         options = options or HouseholdOptions()
+        challenge = self.liveness.take(options.challenge_id)  # used up even if refused below
         members: list[Voiceprint] = self.store.all(self.encoder.name)
         self._refuse_other_encoders()
         clip, test = self._embed(recording)
@@ -227,6 +241,17 @@ class HouseholdService:
         ]
         best = candidates[0] if candidates else None
         known = best is not None and best.score >= threshold
+        liveness = None
+        if challenge is not None:
+            # The digits are read with the recognised member's templates; a stranger (or a
+            # member the challenge was not issued for) cannot pass.
+            if known and best is not None:
+                liveness = self.liveness.check(challenge, best.external_id,
+                                               *self._samples(recording))
+            else:
+                liveness = Liveness(passed=False, expected=" ".join(challenge.digits),
+                                    heard="", recogniser="none")
+            known = known and liveness.passed
         result = Identification(
             match=best.external_id if known and best else None,
             decision=known,
@@ -242,6 +267,7 @@ class HouseholdService:
             requestor_id=options.requestor_id,
             requestor_type=options.requestor_type,
             site=options.site,
+            liveness=liveness,
             analysis_id=str(uuid.uuid4()),
             analyzer_id=self.settings.analyzer_id,
             files=[file_report(clip)],
@@ -249,13 +275,48 @@ class HouseholdService:
         self._event("identified", result, match=result.match, decision=known,
                     score=result.score, threshold=threshold, score_norm=result.score_norm,
                     candidates=[(c.external_id, c.score) for c in candidates],
-                    enrolled=result.enrolled, request_id=result.request_id)
+                    enrolled=result.enrolled, request_id=result.request_id,
+                    liveness=None if liveness is None else liveness.passed)
         return result
 
     def _threshold(self, options: HouseholdOptions, privileged: bool,
                    default: float) -> tuple[float, str]:
         may_lower = privileged or self.settings.allow_threshold_override
         return choose_threshold(options.threshold, default, may_lower)
+
+    # --- liveness ---
+    def challenge(self, options: ChallengeOptions) -> Challenge:
+        """A one-time digit challenge, optionally for one (enrolled) member."""
+        if options.external_id is not None and self.store.info(options.external_id) is None:
+            raise NotFound(f"{options.external_id!r} is not enrolled")
+        return self.liveness.issue(options)
+
+    def enrol_digits(self, options: EnrolOptions,
+                     recordings: list[Recording]) -> DigitEnrolmentResult:
+        """Digit templates from recordings of "zero one two ... nine" (member must exist)."""
+        if self.store.info(options.external_id) is None:
+            raise NotFound(f"{options.external_id!r} is not enrolled")
+        if not recordings:
+            raise BadRequest("at least one recording is required", code="missing_file")
+        limit = self.settings.max_enrol_files
+        if len(recordings) > limit:
+            raise BadRequest(f"{len(recordings)} recordings; at most {limit} per enrolment",
+                             code="too_many_files")
+        clips = [self.verification.decode(data, name) for name, data in recordings]
+        raw = [(*self._samples(recording), recording[0]) for recording in recordings]
+        per_digit = self.liveness.enrol_templates(options.external_id, raw, options.replace)
+        result = DigitEnrolmentResult(
+            external_id=options.external_id, templates_per_digit=per_digit,
+            request_id=options.request_id, analysis_id=str(uuid.uuid4()),
+            analyzer_id=self.settings.analyzer_id, files=[file_report(c) for c in clips])
+        self._event("digits_enrolled", result, external_id=options.external_id,
+                    templates_per_digit=per_digit)
+        return result
+
+    def _samples(self, recording: Recording) -> tuple[np.ndarray, int]:
+        """The whole recording as decoded, pauses kept (the digit check needs them)."""
+        name, data = recording
+        return read_mono(data, name, self.settings.max_duration_s)
 
     def _embed(self, recording: Recording) -> tuple[Clip, np.ndarray]:
         name, data = recording

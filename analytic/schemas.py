@@ -199,6 +199,16 @@ class ModelInfo(BaseModel):
     calibrated: bool = Field(description="Whether answers carry a calibrated confidence.")
 
 
+class LivenessInfo(BaseModel):
+    """``GET /models``' liveness entry: whether spoken-digit challenges can be checked."""
+
+    supported: bool
+    recognisers: list[str] = Field(description="templates (per member), pocketsphinx.")
+    digits: int = Field(description="Digits in a challenge.")
+    challenge_ttl_s: float
+    required: bool = Field(description="Household verify/identify refuse requests without one.")
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
     model: str
@@ -238,6 +248,9 @@ class EnrolOptions(BaseModel):
 Site = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
+ChallengeId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
 class HouseholdOptions(BaseModel):
     """Optional fields of a household verify or identify request."""
 
@@ -254,6 +267,63 @@ class HouseholdOptions(BaseModel):
         None, description="Where the recording was made (identify): names the bus's retained "
         "<prefix>/speaker/<site> state; unset = 'default'.",
     )
+    challenge_id: ChallengeId | None = Field(
+        None, description="A challenge from POST /challenges: the recording must then also say "
+        "its digits (liveness); the challenge is used up whatever the outcome.",
+    )
+
+
+# --- Liveness: spoken random-digit challenges (analytic/liveness.py, docs/liveness.md) ---
+
+
+class ChallengeOptions(BaseModel):
+    """``POST /challenges`` (and the bus's challenge request): optionally for one member."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: ExternalId | None = Field(
+        None, description="The member who will answer: verify then refuses the challenge for "
+        "anyone else.",
+    )
+    request_id: str | None = Field(None, max_length=200)
+
+
+class Challenge(BaseModel):
+    """A one-time challenge: say ``digits`` within ``expires_in_s``, then verify or identify
+    with ``challenge_id``."""
+
+    challenge_id: str = Field(description="Unguessable; usable once.")
+    digits: str = Field(description="What to say, space-separated, e.g. '4 7 1 9'.")
+    expires_in_s: float
+    external_id: str | None = None
+    request_id: str | None = None
+
+
+class Liveness(BaseModel):
+    """Whether the recording said the challenge's digits."""
+
+    passed: bool
+    expected: str = Field(description="The challenge's digits, e.g. '4 7 1 9'.")
+    heard: str = Field(description="What was heard, one per segment; '?' = no digit matched.")
+    recogniser: Literal["templates", "pocketsphinx", "none"] = Field(
+        description="templates: the member's own digit templates; pocketsphinx: the "
+        "speaker-independent model (no templates enrolled); none: nothing was compared.",
+    )
+    fits_templates: bool | None = Field(
+        None, description="templates only: the answer sounds like the member's own digits "
+        "(mean DTW cost within 1.45 times their templates' own spread); passed needs it.",
+    )
+
+
+class DigitEnrolmentResult(BaseModel):
+    """``POST /enrollments/<id>/digits``: how many templates of each digit are stored."""
+
+    external_id: str
+    templates_per_digit: int
+    request_id: str | None = None
+    analysis_id: str
+    analyzer_id: str
+    files: list[FileReport]
 
 
 class EnrolmentInfo(BaseModel):
@@ -316,6 +386,8 @@ class HouseholdVerification(BaseModel):
     request_id: str | None = None
     requestor_id: str | None = None
     requestor_type: str | None = None
+    liveness: Liveness | None = Field(
+        None, description="With a challenge_id: the digit check; decision needs both.")
     analysis_id: str
     analyzer_id: str
     files: list[FileReport]
@@ -349,6 +421,9 @@ class Identification(BaseModel):
     requestor_id: str | None = None
     requestor_type: str | None = None
     site: str | None = Field(None, description="The request's site, echoed.")
+    liveness: Liveness | None = Field(
+        None, description="With a challenge_id: the digit check of the matched member; match "
+        "and decision need both.")
     analysis_id: str
     analyzer_id: str
     files: list[FileReport]

@@ -248,6 +248,29 @@ class Settings(BaseSettings):
         16, ge=1, description="Most stream sessions open at once (they hold audio in memory)."
     )
 
+    # --- Liveness: spoken random-digit challenges (analytic/liveness.py, docs/liveness.md). ---
+    challenge_digits: int = Field(4, ge=2, le=12, description="Digits in a challenge.")
+    challenge_ttl_s: float = Field(
+        30.0, gt=0.0, description="A challenge not used within this many seconds is forgotten."
+    )
+    challenge_max_open: int = Field(
+        1000, ge=1, description="Most challenges open at once (beyond: busy)."
+    )
+    liveness_required: bool = Field(
+        False,
+        description="Household verify and identify refuse a request without a challenge_id "
+        "(400 challenge_required).",
+    )
+    liveness_fallback: bool = Field(
+        True,
+        description="For a member without digit templates, check the digits with the "
+        "speaker-independent pocketsphinx model (weak, docs/liveness.md); false = such a "
+        "challenge fails.",
+    )
+    digit_templates_kept: int = Field(
+        3, ge=1, le=10, description="Templates of each digit kept per member (newest first)."
+    )
+
     # --- Access control and back-pressure on HTTP (analytic/auth.py, README "Security"). ---
     api_token: SecretStr | None = Field(
         None,

@@ -158,7 +158,9 @@ def models() -> Any:
         false_accept=service.policy.false_accept,
         calibrated=service.policy.calibration is not None,
     )
-    return jsonify({"models": [info.model_dump()]})
+    household: HouseholdService = current_app.extensions[HOUSEHOLD_KEY]
+    return jsonify({"models": [info.model_dump()],
+                    "liveness": household.liveness.info().model_dump()})
 
 
 def _verify(

@@ -15,11 +15,17 @@ from pydantic import BaseModel
 from analytic import auth
 from analytic.errors import BadRequest, UnsupportedAudio
 from analytic.household import HouseholdService, Recording
-from analytic.schemas import EnrolOptions, HouseholdOptions, StreamInfo, validated
+from analytic.schemas import (
+    ChallengeOptions,
+    EnrolOptions,
+    HouseholdOptions,
+    StreamInfo,
+    validated,
+)
 from analytic.streams import FILE, PCM, SessionInfo
 
 HOUSEHOLD_KEY = "voicegate.household"
-OPTION_FIELDS = ("threshold", "request_id", "requestor_id", "requestor_type")
+OPTION_FIELDS = ("threshold", "request_id", "requestor_id", "requestor_type", "challenge_id")
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
 # Chunk content types: whole small files, decoded with libsndfile; or raw PCM (signed 16-bit
 # little-endian mono) at the rate given by ``;rate=`` or ``?sample_rate=``.
@@ -80,6 +86,28 @@ def enrol() -> Any:
     ]
     recordings += [household().streams.recording(s) for s in request.form.getlist("stream") if s]
     return _json(household().enrol(options, recordings))
+
+
+@household_api.post("/enrollments/<external_id>/digits")
+def enrol_digits(external_id: str) -> Any:
+    """Digit templates for liveness: each file says "zero one two ... nine" in order."""
+    options = validated(EnrolOptions, {
+        "external_id": external_id, "replace": _flag("replace"),
+        **({"request_id": v} if (v := request.form.get("request_id")) else {}),
+    })
+    recordings: list[Recording] = [
+        (upload.filename or "file", upload.stream.read())
+        for upload in request.files.getlist("file")
+    ]
+    recordings += [household().streams.recording(s) for s in request.form.getlist("stream") if s]
+    return _json(household().enrol_digits(options, recordings))
+
+
+@household_api.post("/challenges")
+def challenge() -> Any:
+    """A one-time spoken-digit challenge (liveness), optionally for one member."""
+    fields = {k: v for k in ("external_id", "request_id") if (v := request.form.get(k))}
+    return _json(household().challenge(validated(ChallengeOptions, fields)), 201)
 
 
 @household_api.get("/enrollments")

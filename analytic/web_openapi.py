@@ -20,7 +20,10 @@ from analytic import __version__
 from analytic.schemas import (
     AnalysisOptions,
     AnalysisResult,
+    Challenge,
+    ChallengeOptions,
     DeleteResult,
+    DigitEnrolmentResult,
     EnrolmentInfo,
     EnrolmentList,
     EnrolmentResult,
@@ -30,6 +33,7 @@ from analytic.schemas import (
     HouseholdOptions,
     HouseholdVerification,
     Identification,
+    LivenessInfo,
     ModelInfo,
     SifisResult,
     StreamInfo,
@@ -49,12 +53,13 @@ class ModelList(BaseModel):
     """``GET /models``' body."""
 
     models: list[ModelInfo]
+    liveness: LivenessInfo
 
 
 RESPONSE_MODELS: list[type[BaseModel]] = [
     VerificationResult, SifisResult, ErrorBody, Health, ModelList, EnrolmentResult, EnrolmentList,
     EnrolmentInfo, DeleteResult, HouseholdVerification, Identification, StreamInfo,
-    AnalysisResult,
+    AnalysisResult, Challenge, DigitEnrolmentResult,
 ]
 
 
@@ -125,6 +130,10 @@ def openapi_document() -> dict[str, Any]:
     enrol = _multipart({"file": {"type": "array", "items": AUDIO},
                         "stream": {"type": "array", "items": STREAM_FIELD},
                         **_fields(EnrolOptions, defs)}, ["external_id"])
+    digits = _multipart({"file": {"type": "array", "items": AUDIO},
+                         "stream": {"type": "array", "items": STREAM_FIELD},
+                         **_fields(EnrolOptions, defs, ("replace", "request_id"))}, [])
+    challenge = _multipart(_fields(ChallengeOptions, defs), [])
     analysis_options = _fields(AnalysisOptions, defs)
     analyze = _multipart({"file": AUDIO, **analysis_options}, ["file"])
     chunk = {"required": True, "content": {
@@ -148,7 +157,8 @@ def openapi_document() -> dict[str, Any]:
             "names and ids from the path.", SifisResult, body=sifis)},
         "/health": {"get": {**_operation("Liveness; never needs a token.", Health),
                             "security": []}},
-        "/models": {"get": _operation("The loaded speaker encoder.", ModelList)},
+        "/models": {"get": _operation("The loaded speaker encoder, and liveness support.",
+                                      ModelList)},
         "/openapi.json": {"get": {
             "summary": "This document.",
             "responses": {"200": {"description": "OpenAPI 3.1.",
@@ -167,6 +177,12 @@ def openapi_document() -> dict[str, Any]:
         },
         "/enrollments/{external_id}/verify": {"post": _operation(
             "Is this recording that household member?", HouseholdVerification, body=member)},
+        "/enrollments/{external_id}/digits": {"post": _operation(
+            "Liveness digit templates: each file says 'zero one two ... nine' in order.",
+            DigitEnrolmentResult, body=digits, admin=True)},
+        "/challenges": {"post": _operation(
+            "A one-time spoken-digit challenge (liveness) for verify or identify.", Challenge,
+            status="201", body=challenge)},
         "/identify": {"post": _operation(
             "Who in the household is speaking (null match: a stranger)?", Identification,
             body=identify)},

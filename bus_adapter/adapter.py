@@ -68,8 +68,10 @@ from bus_adapter.messages import (
     STREAM_END,
     AnalysisRequest,
     BusError,
+    ChallengeRequest,
     EnrollmentRequest,
     IdentifyRequest,
+    MemberVerificationRequest,
     SpeakerState,
     StreamEnd,
     StreamEnrol,
@@ -81,6 +83,7 @@ from bus_adapter.messages import (
 from bus_adapter.streams import BusStreams, session_key
 from bus_adapter.topics import (
     ANALYSIS,
+    CHALLENGE,
     CHUNK,
     ENROLLMENT,
     IDENTIFY,
@@ -189,6 +192,9 @@ class BusAdapter:
             kinds += [
                 Kind(ENROLLMENT, EnrollmentRequest.model_validate, self._enrol),
                 Kind(IDENTIFY, IdentifyRequest.model_validate, self._identify),
+                Kind(MEMBER_VERIFICATION, MemberVerificationRequest.model_validate,
+                     self._member_verify),
+                Kind(CHALLENGE, ChallengeRequest.model_validate, self._challenge),
             ]
         return {kind.name: kind for kind in kinds}
 
@@ -568,16 +574,30 @@ class BusAdapter:
         return self._household_answer(result, ENROLLMENT)
 
     def _identify(self, request: IdentifyRequest, sender: Incoming) -> Answer:
-        if request.file is not None:
-            recording = (request.file.name, request.file.data)
-        elif request.stream is not None and self._streams is not None:
-            recording = self._streams.recording(session_key(sender.device, request.stream))
-        else:
-            raise BadRequest("'file' (name and base64 data) or 'stream' (a session) is required",
-                             code="missing_file")
-        result = self._household().identify(recording, request.options(),
+        result = self._household().identify(self._recording(request, sender), request.options(),
                                              privileged=sender.is_admin)
         return self._household_answer(result, IDENTIFY)
+
+    def _member_verify(self, request: MemberVerificationRequest, sender: Incoming) -> Answer:
+        household = self._household()
+        household.info(request.external_id)  # not_found before any decoding, as over HTTP
+        result = household.verify(request.external_id, self._recording(request, sender),
+                                  request.options(), privileged=sender.is_admin)
+        return self._household_answer(result, MEMBER_VERIFICATION)
+
+    def _challenge(self, request: ChallengeRequest, sender: Incoming) -> Answer:
+        """No listener publishes challenges: the answer goes to the result topic from here."""
+        result = self._household().challenge(request.options())
+        return Answer(result.model_dump_json(), self.topics.result_of(CHALLENGE), False, None)
+
+    def _recording(self, request: IdentifyRequest | MemberVerificationRequest,
+                   sender: Incoming) -> tuple[str, bytes]:
+        if request.file is not None:
+            return request.file.name, request.file.data
+        if request.stream is not None and self._streams is not None:
+            return self._streams.recording(session_key(sender.device, request.stream))
+        raise BadRequest("'file' (name and base64 data) or 'stream' (a session) is required",
+                         code="missing_file")
 
     def _end_stream(self, request: StreamEnd, sender: Incoming) -> Answer:
         """Run the ``end`` message's action on the whole session, then forget the session

@@ -27,6 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from analytic.schemas import (
     AnalysisOptions,
+    ChallengeOptions,
     EnrolOptions,
     ExternalId,
     HouseholdOptions,
@@ -146,6 +147,33 @@ class IdentifyRequest(Replyable, HouseholdOptions):
 
     def options(self) -> HouseholdOptions:
         return core_options(self, HouseholdOptions)
+
+
+class MemberVerificationRequest(Replyable, HouseholdOptions):
+    """``<prefix>/member_verification/request``: ``POST /enrollments/<id>/verify`` on the bus
+    ("is this ``external_id``?"), a ``file`` or a ``stream`` session, usually with a
+    ``challenge_id``. Answered on ``<prefix>/member_verification/result``."""
+
+    external_id: ExternalId
+    file: AudioFile | None = None
+    stream: str | None = Field(None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MemberVerificationRequest:
+        if self.file is not None and self.stream is not None:
+            raise ValueError("send either file or stream, not both")
+        return self
+
+    def options(self) -> HouseholdOptions:
+        return core_options(self, HouseholdOptions)
+
+
+class ChallengeRequest(Replyable, ChallengeOptions):
+    """``<prefix>/challenge/request``: ``POST /challenges``' fields. The answer, on
+    ``<prefix>/challenge/result`` and the requester's reply routes, is ``Challenge``."""
+
+    def options(self) -> ChallengeOptions:
+        return core_options(self, ChallengeOptions)
 
 
 class StreamIdentify(Replyable, HouseholdOptions):

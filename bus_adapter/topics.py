@@ -29,6 +29,10 @@ IDENTIFY = "identify"
 # Household verify ("is this alice?"): answers only (a stream's ``end``); its own topic so the
 # pairwise verification topic keeps one payload shape for the policy engines reading it.
 MEMBER_VERIFICATION = "member_verification"
+# Liveness (issue 16): <prefix>/challenge/request asks for a one-time digit challenge, answered
+# on <prefix>/challenge/result; <prefix>/member_verification/request is "is this alice?" with a
+# file (and usually a challenge_id), answered on <prefix>/member_verification/result.
+CHALLENGE = "challenge"
 CHUNK, END = "chunk", "end"  # <prefix>/stream/<session>/chunk and .../end
 STREAM, REPLY = "stream", "reply"
 ADMIN = "admin"  # the device whose topics may enrol and loosen thresholds

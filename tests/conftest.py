@@ -191,4 +191,5 @@ def store_factory(request, tmp_path):
         import psycopg
 
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {prefix}voiceprints, {prefix}voiceprint_meta")
+            conn.execute(f"DROP TABLE IF EXISTS {prefix}voiceprints, {prefix}voiceprint_meta, "
+                         f"{prefix}digit_templates")

@@ -29,13 +29,15 @@ ELLIPSIS_KEYS = {"...", "…"}  # "the rest", in a sample that shows only part o
 REQUESTS: list[type[BaseModel]] = [
     messages.VerificationRequest, messages.AnalysisRequest, messages.EnrollmentRequest,
     messages.IdentifyRequest, messages.StreamIdentify, messages.StreamVerify,
-    messages.StreamEnrol, messages.StreamAnalyze,
+    messages.StreamEnrol, messages.StreamAnalyze, messages.MemberVerificationRequest,
+    messages.ChallengeRequest,
 ]
 # Answers whose every field is always in the JSON (none are dropped when null).
 WHOLE_ANSWERS: list[type[BaseModel]] = [
     schemas.VerificationResult, schemas.EnrolmentResult, schemas.Identification,
     schemas.HouseholdVerification, messages.SpeakerState, messages.BusError,
-    schemas.SifisResult, schemas.ErrorBody, schemas.Health,
+    schemas.SifisResult, schemas.ErrorBody, schemas.Health, schemas.Challenge,
+    schemas.DigitEnrolmentResult,
 ]
 # AnalysisResult.payload() leaves out absent options, so its sample may too.
 PARTIAL_ANSWERS: list[type[BaseModel]] = [schemas.AnalysisResult]

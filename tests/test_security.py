@@ -42,7 +42,7 @@ def protected(encoder, tmp_path_factory):
 @pytest.mark.parametrize("method, path", [
     ("get", "/models"), ("get", "/enrollments"), ("get", "/openapi.json"),
     ("post", "/speaker_verification"), ("post", "/identify"), ("delete", "/enrollments"),
-    ("get", "/no-such-route"),
+    ("post", "/challenges"), ("get", "/no-such-route"),
 ])
 def test_every_route_but_health_needs_a_token(protected, method, path):
     response = requests.request(method, protected + path, timeout=TIMEOUT)
@@ -84,7 +84,7 @@ def test_the_api_token_opens_analysis_and_reading(protected):
 
 @pytest.mark.parametrize("method, path", [
     ("post", "/enrollments"), ("delete", "/enrollments"), ("delete", "/enrollments/alice"),
-    ("get", "/enrollments/alice?export=true"),
+    ("get", "/enrollments/alice?export=true"), ("post", "/enrollments/alice/digits"),
 ])
 def test_enrolment_management_needs_the_admin_token(protected, method, path):
     response = requests.request(method, protected + path, headers=bearer(API_TOKEN),

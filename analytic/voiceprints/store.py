@@ -1,11 +1,12 @@
 """Where voiceprints live: one interface, SQLite (the default) and PostgreSQL behind it.
 
 SQLite needs nothing but a writable data directory; PostgreSQL lets several instances serve
-one household from one store. Both keep the same two tables (names start with a prefix so one
+one household from one store. Both keep the same three tables (names start with a prefix so one
 database can hold several stores):
 
     <prefix>voiceprint_meta  key, value        format version, "encryption", the key check
     <prefix>voiceprints      external_id, encoder, sample_count, vectors, created_at, updated_at
+    <prefix>digit_templates  external_id, templates, updated_at   (liveness, issue 16)
 
 ``vectors`` holds the per-sample embeddings and their centroid, Fernet-encrypted when the store
 has a key (``crypto.py``); ids, encoder names, counts and dates stay readable so listing needs no
@@ -89,7 +90,15 @@ class VoiceprintStore(ABC):
         against)."""
 
     @abstractmethod
-    def delete(self, external_id: str) -> bool: ...
+    def set_digit_templates(self, external_id: str, blob: bytes) -> None:
+        """Store a member's spoken-digit templates (liveness, ``analytic/digits.py``)."""
+
+    @abstractmethod
+    def digit_templates(self, external_id: str) -> bytes | None: ...
+
+    @abstractmethod
+    def delete(self, external_id: str) -> bool:
+        """Forget a member: voiceprint and digit templates."""
 
     @abstractmethod
     def delete_all(self) -> int: ...
@@ -112,6 +121,7 @@ class SqlVoiceprintStore(VoiceprintStore):
         self.prefix = table_prefix
         self.meta_table = f"{table_prefix}voiceprint_meta"
         self.table = f"{table_prefix}voiceprints"
+        self.digits_table = f"{table_prefix}digit_templates"
         self.encrypted = sealer.encrypted
 
     # --- dialect hooks ---
@@ -138,6 +148,12 @@ class SqlVoiceprintStore(VoiceprintStore):
                 f"encoder TEXT NOT NULL, sample_count INTEGER NOT NULL, "
                 f"vectors {self.blob_type} NOT NULL, created_at {self.time_type} NOT NULL, "
                 f"updated_at {self.time_type} NOT NULL)"
+            )
+            # Liveness (issue 16): MFCC templates of each member's spoken digits, sealed like
+            # the vectors (they are derived from the member's voice).
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.digits_table} (external_id TEXT PRIMARY KEY, "
+                f"templates {self.blob_type} NOT NULL, updated_at {self.time_type} NOT NULL)"
             )
             cur.execute(self._sql(f"SELECT key, value FROM {self.meta_table}"))
             meta = dict(cur.fetchall())
@@ -258,20 +274,44 @@ class SqlVoiceprintStore(VoiceprintStore):
             rows = cur.fetchall()
         return [self._voiceprint(row) for row in rows]
 
+    def set_digit_templates(self, external_id: str, blob: bytes) -> None:
+        with self._transaction(external_id) as cur:
+            cur.execute(self._sql(f"DELETE FROM {self.digits_table} WHERE external_id = ?"),
+                        (external_id,))
+            cur.execute(self._sql(f"INSERT INTO {self.digits_table} (external_id, templates, "
+                                  "updated_at) VALUES (?, ?, ?)"),
+                        (external_id, self.sealer.seal(blob), self._time_out(utcnow())))
+
+    def digit_templates(self, external_id: str) -> bytes | None:
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT templates FROM {self.digits_table} "
+                                  "WHERE external_id = ?"), (external_id,))
+            row = cur.fetchone()
+        if row is None:
+            return None
+        try:
+            return self.sealer.open(bytes(row[0]))
+        except VoiceprintKeyError as exc:
+            raise StoreError(f"{self.location}: {exc}") from None
+
     def delete(self, external_id: str) -> bool:
         with self._transaction(external_id) as cur:
+            cur.execute(self._sql(f"DELETE FROM {self.digits_table} WHERE external_id = ?"),
+                        (external_id,))
             cur.execute(self._sql(f"DELETE FROM {self.table} WHERE external_id = ?"),
                         (external_id,))
             return cur.rowcount > 0
 
     def delete_all(self) -> int:
         with self._transaction("all") as cur:
+            cur.execute(f"DELETE FROM {self.digits_table}")
             cur.execute(f"DELETE FROM {self.table}")
             return int(cur.rowcount)
 
     def drop(self) -> None:
         """Remove both tables (tests, and a clean uninstall)."""
         with self._transaction("init") as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self.digits_table}")
             cur.execute(f"DROP TABLE IF EXISTS {self.table}")
             cur.execute(f"DROP TABLE IF EXISTS {self.meta_table}")
 
