@@ -36,11 +36,10 @@ CHALLENGE = "challenge"
 CHUNK, END = "chunk", "end"  # <prefix>/stream/<session>/chunk and .../end
 STREAM, REPLY = "stream", "reply"
 ADMIN = "admin"  # the device whose topics may enrol and loosen thresholds
-REQUEST_KINDS = (VERIFICATION, ANALYSIS, ENROLLMENT, IDENTIFY)
+REQUEST_KINDS = (VERIFICATION, ANALYSIS, ENROLLMENT, IDENTIFY, MEMBER_VERIFICATION, CHALLENGE)
 # Device names that would make a device's topics overlap the analytic's own topics (results,
 # speaker states, the shared reply space); such a user name gets no answer, only an error.
-RESERVED_DEVICES = frozenset({STREAM, REPLY, "speaker", "error", "status", *REQUEST_KINDS,
-                              MEMBER_VERIFICATION})
+RESERVED_DEVICES = frozenset({STREAM, REPLY, "speaker", "error", "status", *REQUEST_KINDS})
 
 
 @dataclass(frozen=True)

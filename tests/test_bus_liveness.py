@@ -27,18 +27,18 @@ def ask(bus, request_id: str, **fields: object) -> dict:
     return Challenge.model_validate(body(answer)).model_dump()
 
 
-def test_challenge_verify_and_identify_on_the_bus(mqtt_broker, ge2e, tmp_path) -> None:
+def test_challenge_verify_and_identify_on_the_bus(mqtt_broker, encoder, tmp_path) -> None:
     voice = Espeak("en-us")
-    with household_bus(mqtt_broker, ge2e, tmp_path, min_speech_s=0.5) as (_, household), \
+    with household_bus(mqtt_broker, encoder, tmp_path, min_speech_s=0.5) as (_, household), \
             watching(mqtt_broker.port, CHALLENGE_RESULT, VERIFY_RESULT, IDENTIFY_RESULT, ERROR,
-                     "replies/#") as bus:
+                     "voicegate/reply/#") as bus:
         recordings = [("a.wav", voice.ten(130)), ("b.wav", voice.ten(150))]
         household.enrol(EnrolOptions(external_id="robot"), recordings)
         household.enrol_digits(EnrolOptions(external_id="robot"), recordings)
 
-        asked = ask(bus, "c-1", external_id="robot", reply_to="replies/door")
+        asked = ask(bus, "c-1", external_id="robot", reply_to="voicegate/reply/door")
         assert len(asked["digits"].split()) == 4 and asked["external_id"] == "robot"
-        assert bus.wait_for(lambda m: m.topic == "replies/door", WAIT)
+        assert bus.wait_for(lambda m: m.topic == "voicegate/reply/door", WAIT)
 
         answer = voice.say(asked["digits"], 170)
         bus.publish(VERIFY_REQUEST, json.dumps({

@@ -113,10 +113,10 @@ def test_segments_find_each_spoken_digit_of_real_speech() -> None:
 
 
 @pytest.fixture(scope="module")
-def liveness_url(ge2e, tmp_path_factory) -> Iterator[str]:
+def liveness_url(encoder, tmp_path_factory) -> Iterator[str]:
     settings = Settings(port=free_port(), data_dir=str(tmp_path_factory.mktemp("liveness")),
                         min_speech_s=0.5)
-    yield from serve_in_thread(create_app(VerificationService(settings, ge2e)), settings)
+    yield from serve_in_thread(create_app(VerificationService(settings, encoder)), settings)
 
 
 @pytest.fixture
@@ -269,10 +269,10 @@ def test_models_lists_liveness(url) -> None:
     assert body["liveness"]["digits"] == 4 and body["liveness"]["required"] is False
 
 
-def test_a_challenge_can_be_required(ge2e, tmp_path) -> None:
+def test_a_challenge_can_be_required(encoder, tmp_path) -> None:
     settings = Settings(port=free_port(), data_dir=str(tmp_path), liveness_required=True,
                         challenge_digits=6)
-    for base in serve_in_thread(create_app(VerificationService(settings, ge2e)), settings):
+    for base in serve_in_thread(create_app(VerificationService(settings, encoder)), settings):
         files = [("file", (p.name, p.read_bytes())) for p in MALE_A[:1]]
         assert requests.post(base + "/enrollments", data={"external_id": "dad"}, files=files,
                              timeout=TIMEOUT).status_code == 200

@@ -143,4 +143,4 @@ def test_evaluate_with_asnorm_and_two_enrolment_samples(tmp_path: Path):
     assert "trials: 30 (12 target, 18 non-target) over 6 files" in done.stdout
     assert "EER: 0.00%" in done.stdout
     assert "false accept 0.00%, false reject 0.00%" in done.stdout
-    assert "scoring: asnorm (top 300 of 1852 cohort), enrolment: 2 sample(s)" in done.stdout
+    assert "scoring: asnorm (top 300 of 1127 cohort), enrolment: 2 sample(s)" in done.stdout
