@@ -6,8 +6,8 @@ speech, ...). So this module needs nothing of how a product scores (encoder, nor
 calibration) and ``python -m analytic evaluate`` and ``bench/robustness.py`` can share it.
 
 A refused pair counts as a rejection: a genuine user refused is a false rejection, an
-impostor refused is not a false acceptance, and the EER is taken with refused pairs scored
-below every real score. Refusals are also counted apart, so "rejected for a bad score" and
+impostor refused is not a false acceptance, and the EER is taken with refused pairs rejected
+at every threshold. Refusals are also counted apart, so "rejected for a bad score" and
 "refused as too short" can be told apart in the table. A scorer that raises instead of
 returning ``NaN`` is retried pair by pair, and the pairs that still raise count as refused:
 one bad file never ends the table with a traceback.
@@ -52,21 +52,26 @@ class ConditionResult:
 
 
 def equal_error_rate(scores: np.ndarray, target: np.ndarray) -> float:
-    """EER with ``NaN`` scores (refusals) below every real score: the point where the false
-    rejection and false acceptance rates cross, interpolated between thresholds."""
-    scores = np.where(np.isnan(scores), -np.inf, np.asarray(scores, dtype=np.float64))
+    """EER with ``NaN`` scores (refusals) rejected at every threshold: the point where the
+    false rejection and false acceptance rates cross, interpolated between thresholds. When
+    refusals keep the curves from crossing (more targets refused than the error to trade),
+    the least achievable max(FR, FA) is returned instead, which is then the refused share."""
+    scores = np.asarray(scores, dtype=np.float64)
     target = np.asarray(target, dtype=bool)
     if target.all() or not target.any():
         return math.nan
-    order = np.argsort(-scores, kind="stable")
-    t = target[order]
-    # Accept the top k pairs, k = 0..n: FA = accepted non-targets, FR = rejected targets.
-    fa = np.concatenate([[0], np.cumsum(~t)]) / np.sum(~t)
-    fr = 1 - np.concatenate([[0], np.cumsum(t)]) / np.sum(t)
-    k = int(np.argmax(fa >= fr))
+    real = ~np.isnan(scores)
+    order = np.argsort(-scores[real], kind="stable")
+    t = target[real][order]
+    # Accept the top k real scores, k = 0..n: FA = accepted non-targets, FR = the rest.
+    fa = np.concatenate([[0], np.cumsum(~t)]) / np.sum(~target)
+    fr = 1 - np.concatenate([[0], np.cumsum(t)]) / np.sum(target)
+    crossed = np.flatnonzero(fa >= fr)
+    if len(crossed) == 0:
+        return float(np.min(np.maximum(fr, fa)))
+    k = int(crossed[0])
     if k == 0:
         return float(fr[0])
-    # linear interpolation between k - 1 and k where fr - fa changes sign
     d0, d1 = fr[k - 1] - fa[k - 1], fr[k] - fa[k]
     w = d0 / (d0 - d1) if d0 != d1 else 0.0
     return float((fa[k - 1] + w * (fa[k] - fa[k - 1]) + fr[k - 1] + w * (fr[k] - fr[k - 1])) / 2)

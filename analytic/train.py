@@ -53,9 +53,6 @@ C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 # so a top probability under 0.45 means two classes are nearly tied.
 UNKNOWN_BELOW = {"gender": 0.6, "arousal": 0.45}
 LICENCES = {
-    "gender": "CC-BY-NC-SA-4.0: derived from LibriSpeech (CC BY 4.0), RAVDESS (CC BY-NC-SA "
-              "4.0: non-commercial use only), EmoDB (research use) and WUW Corpus II (CC BY-SA "
-              "4.0)",
     "arousal": "CC-BY-NC-SA-4.0: derived from RAVDESS (Livingstone & Russo 2018); "
     "non-commercial use only",
 }
@@ -200,6 +197,27 @@ GENDER_FEATURES_VERSION = 1  # bump when the gender inputs change
 TRAIN_WINDOWS_PER_CLIP = 4
 GENDER_INPUTS = ("campplus", "campplus+pitch")
 SPLITS_DIR = Path(__file__).resolve().parent.parent / "bench" / "splits"
+# What each training corpus makes of the weights' licence (the strictest one wins).
+CORPUS_LICENCES = {
+    "librispeech": "LibriSpeech (c) 2014 Vassil Panayotov et al., CC BY 4.0",
+    "ravdess": "RAVDESS (Livingstone & Russo 2018), CC BY-NC-SA 4.0: non-commercial use only",
+    "emodb": "EmoDB (Burkhardt et al. 2005), research use (no licence text found)",
+    "wuw_telephone": "WUW Corpus II (V. Kepuska, Florida Institute of Technology), CC BY-SA 4.0",
+}
+
+
+NAMES = {"librispeech": "LibriSpeech", "ravdess": "RAVDESS", "emodb": "EmoDB",
+         "wuw_telephone": "WUW Corpus II"}
+
+
+def gender_licence(corpora: Iterable[str]) -> str:
+    """The weights' licence as /analyze reports it: the strictest of the training corpora's."""
+    corpora = list(corpora)
+    spdx = ("CC-BY-NC-SA-4.0" if "ravdess" in corpora else
+            "CC-BY-SA-4.0" if "wuw_telephone" in corpora else "CC-BY-4.0")
+    note = ": non-commercial use only" if "ravdess" in corpora else ""
+    note += "; EmoDB: research use" if "emodb" in corpora else ""
+    return f"{spdx} (trained on {', '.join(NAMES[c] for c in corpora)}){note}"
 
 
 def halves(corpus: str, splits: Path = SPLITS_DIR) -> dict[str, str]:
@@ -306,8 +324,9 @@ def _gender_table(data: Path, half: str, cache: Path | None, corpora: Iterable[s
     return table
 
 
-def train_gender(data: Path, out: Path, cache: Path | None) -> LinearHead:
-    table = _gender_table(data, "dev", cache, GENDER_CORPORA, train=True)
+def train_gender(data: Path, out: Path, cache: Path | None,
+                 corpora: tuple[str, ...] = GENDER_CORPORA) -> LinearHead:
+    table = _gender_table(data, "dev", cache, corpora, train=True)
     rows: dict[str, list[np.ndarray]] = {k: [] for k in ("y", "spk", "group", "clip")}
     parts: dict[str, list[np.ndarray]] = {k: [] for k in GENDER_INPUTS}
     for (corpus, condition), (items, feats) in table.items():
@@ -324,7 +343,7 @@ def train_gender(data: Path, out: Path, cache: Path | None) -> LinearHead:
     y, speakers, group, is_clip = (np.concatenate(rows[k]) for k in ("y", "spk", "group", "clip"))
     print(f"gender: {len(y)} vectors ({is_clip.sum()} whole clips, {(~is_clip).sum()} "
           f"{RECEPTIVE_FIELD_MS} ms windows) from {len(set(speakers))} development speakers of "
-          f"{', '.join(GENDER_CORPORA)}; wideband and 8 kHz")
+          f"{', '.join(corpora)}; wideband and 8 kHz")
     # Inputs and C by speaker-grouped 5-fold CV on the development speakers only, scored by
     # the mean over (corpus, condition, gender) of whole-clip accuracy, so that no corpus or
     # gender is traded away for a bigger one; ties go to the more regularised model.
@@ -356,11 +375,12 @@ def train_gender(data: Path, out: Path, cache: Path | None) -> LinearHead:
         "receptive_field_ms": RECEPTIVE_FIELD_MS,
         "unknown_below": UNKNOWN_BELOW["gender"],
         "C": c,
-        "training_data": f"development speakers of {', '.join(GENDER_CORPORA)} "
+        "training_data": f"development speakers of {', '.join(corpora)} "
                          f"(bench/splits), wideband and 8 kHz, {len(y)} vectors",
         "cv_clip_accuracy_mean_over_groups": round(best, 4),
         "gender_features_version": GENDER_FEATURES_VERSION,
-        "licence": LICENCES["gender"],
+        "licence": gender_licence(corpora),
+        "licence_sources": "; ".join(CORPUS_LICENCES[c] for c in corpora),
     })
     out.mkdir(parents=True, exist_ok=True)
     head.save(out / "gender.npz")
@@ -551,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="keep extracted features here (e.g. /tmp)")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="recompute the test figures from the weights in --out")
+    parser.add_argument("--corpora", default=",".join(GENDER_CORPORA),
+                        help="gender: training corpora (their licences decide the weights')")
     parser.add_argument("--extract-only", choices=("dev", "test"),
                         help="gender: only fill --cache with one half's features (run the "
                              "two halves as two processes, then train from the cache)")
@@ -566,8 +588,12 @@ def main(argv: list[str] | None = None) -> int:
                       train=args.extract_only == "dev")
         return 0
     if args.model == "gender":
+        corpora = tuple(c for c in args.corpora.split(",") if c)
+        unknown = set(corpora) - set(GENDER_CORPORA)
+        if unknown:
+            parser.error(f"--corpora: not a gender training corpus: {sorted(unknown)}")
         head = LinearHead.load(weights) if args.evaluate_only else train_gender(
-            args.data, args.out, args.cache)
+            args.data, args.out, args.cache, corpora)
         evaluate_gender(args.data, head, args.cache)
     else:
         head = LinearHead.load(weights) if args.evaluate_only else train_arousal(

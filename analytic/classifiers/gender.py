@@ -45,8 +45,7 @@ def gender_vector(
 
 class GenderClassifier(WindowClassifier):
     name = "gender"
-    licence = ("CC-BY-NC-SA-4.0 (trained on LibriSpeech, RAVDESS, EmoDB and WUW Corpus II "
-               "speakers; RAVDESS makes it non-commercial)")
+    licence = "see the weights' meta (MODEL_CARD_gender.md)"
 
     def __init__(self, head: LinearHead, embed: Embedder) -> None:
         super().__init__(head)
