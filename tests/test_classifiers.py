@@ -77,18 +77,6 @@ def test_committed_heads_load_and_round_trip(tmp_path, name):
     assert np.allclose(LinearHead.load(tmp_path / "copy.npz").probabilities(x), p)
 
 
-def test_committed_gender_head_reads_campplus_and_covers_8_khz():
-    """The gender weights are for the CAM++ embedding (192, plus pitch when chosen so), and
-    were trained with 8 kHz copies; the stored input kind is one the classifier knows."""
-    from analytic.classifiers.gender import EMBEDDING_ONLY, WITH_PITCH
-
-    head = LinearHead.load(MODELS_DIR / "gender.npz")
-    inputs = head.meta["inputs"]
-    assert inputs in (EMBEDDING_ONLY, WITH_PITCH)
-    assert head.n_features == (192 if inputs == EMBEDDING_ONLY else 195)
-    assert "8 kHz" in head.meta["training_data"]
-
-
 def test_binary_head_from_sklearn_keeps_probabilities():
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler

@@ -1,9 +1,9 @@
 """Gender and arousal classifiers: a window of frame features in, a labelled decision out.
 
 Each classifier is a small linear head (``head.LinearHead``, weights in ``analytic/models``)
-over window statistics from ``features``; the gender head also reads the CAM++ embedding of the
-window's samples. They are loaded once (``load_classifiers``) and are safe to share between
-threads: the heads are read-only arrays and the encoder bounds its own concurrent calls.
+over window statistics from ``features``; the gender head also reads GE2E embeddings. They are
+loaded once (``load_classifiers``) and are safe to share between threads: the heads are
+read-only arrays and the GE2E forward pass is serialised by the encoder's own lock.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ UNKNOWN = "unknown"
 MIN_ACTIVE_FRAMES = 50
 MIN_VOICED_FRAMES = 25
 
-# 16 kHz float samples -> unit speaker embedding (CAM++'s ``embed``, 192-d).
-Embedder = Callable[[np.ndarray], np.ndarray]
+# (n, 160, 40) power-mel partials -> (n, 256) unit GE2E embeddings.
+PartialEmbedder = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -52,28 +52,18 @@ class WindowClassifier:
         # cross-validation (never on a test set) and stored with the weights.
         self.unknown_below = float(head.meta["unknown_below"])
 
-    def features(self, frames: Frames, speech: Speech, samples: np.ndarray | None = None
-                 ) -> np.ndarray:
-        """The head's input for a window: its frames, their speech, and its 16 kHz samples
-        (only the gender head reads those)."""
+    def features(self, frames: Frames, speech: Speech) -> np.ndarray:
         raise NotImplementedError
 
     def enough_speech(self, speech: Speech) -> bool:
         return speech.n_active >= MIN_ACTIVE_FRAMES and speech.n_voiced >= MIN_VOICED_FRAMES
 
-    def classify(
-        self, frames: Frames, speech: Speech | None = None, samples: np.ndarray | None = None
-    ) -> Decision:
-        """Decide over all of ``frames`` (one window, whose audio is ``samples``); ``speech``
-        saves recomputing it."""
+    def classify(self, frames: Frames, speech: Speech | None = None) -> Decision:
+        """Decide over all of ``frames`` (one window); ``speech`` saves recomputing it."""
         speech = speech if speech is not None else speech_in(frames)
         if not self.enough_speech(speech):
             return Decision(UNKNOWN, 0.0)
-        return self.decide(self.features(frames, speech, samples))
-
-    def decide(self, vector: np.ndarray) -> Decision:
-        """The head on one input vector, with the confidence floor."""
-        p = self.head.probabilities(vector)
+        p = self.head.probabilities(self.features(frames, speech))
         best = int(np.argmax(p))
         confidence = float(p[best])
         label = self.labels[best] if confidence >= self.unknown_below else UNKNOWN
@@ -81,7 +71,7 @@ class WindowClassifier:
 
 
 def load_classifiers(
-    embedder: Embedder, models_dir: Path = MODELS_DIR
+    embedder: PartialEmbedder, models_dir: Path = MODELS_DIR
 ) -> dict[str, WindowClassifier]:
     """Both classifiers from their weight files (a missing file fails at start-up, loudly)."""
     from analytic.classifiers.arousal import ArousalClassifier

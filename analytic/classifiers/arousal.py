@@ -20,6 +20,5 @@ class ArousalClassifier(WindowClassifier):
     name = "arousal"
     licence = "CC-BY-NC-SA-4.0 (trained on RAVDESS): non-commercial use only"
 
-    def features(self, frames: Frames, speech: Speech, samples: np.ndarray | None = None
-                 ) -> np.ndarray:
+    def features(self, frames: Frames, speech: Speech) -> np.ndarray:
         return prosody_vector(frames, speech)
