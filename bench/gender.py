@@ -187,13 +187,16 @@ def report(title: str, data: Path, kind: str, p_male: Proba, cache: Path | None)
           f"{pct(right[truth == 'female'].mean())}, male {pct(right[truth == 'male'].mean())}")
 
 
-def campplus_probe(data: Path, cache: Path | None) -> Proba:
-    """Logistic head on CAM++ + pitch, dev speakers only; C by speaker-grouped 5-fold CV."""
+def probe(data: Path, cache: Path | None, kind: str = "campplus",
+          write: Path | None = None) -> Proba:
+    """Logistic head on ``kind``'s features of the dev speakers of ``PROBE_CORPORA``
+    (wideband and 8 kHz copies); C by speaker-grouped 5-fold CV. ``write``: save it as a
+    ``LinearHead`` the service can load (GE2E only: the service's gender head reads GE2E)."""
     xs, ys, spk = [], [], []
     for corpus in PROBE_CORPORA:
         items = half_items(data, corpus, "dev")
         for condition in CONDITIONS:
-            feats = extract(items, "campplus", condition, True, cache,
+            feats = extract(items, kind, condition, True, cache,
                             f"gender_dev_{corpus}_{condition}")
             for vectors, owner in ((feats["clips"], feats["keep"]),
                                    (feats["windows"], feats["owner"])):
@@ -208,11 +211,21 @@ def campplus_probe(data: Path, cache: Path | None) -> Proba:
         for train, test in grouped_folds(groups, 5):
             predicted[test] = fit(x[train], y[train], c).predict(x[test])
         scores[c] = float(np.mean(predicted == y))
-        print(f"  CAM++ probe C={c}: speaker-grouped CV accuracy {pct(scores[c])}")
+        print(f"  {kind} probe C={c}: speaker-grouped CV accuracy {pct(scores[c])}")
     c = max(scores, key=lambda k: scores[k])
     model = fit(x, y, c)
     male = list(model.classes_).index("male")
     print(f"  chosen C={c} on {len(y)} dev vectors of {len(set(spk))} speakers")
+    if write is not None and kind == "ge2e":
+        from analytic.train import to_head
+
+        committed = LinearHead.load(ROOT / "analytic/models/gender.npz").meta
+        to_head(model, {**committed, "C": c, "cv_window_accuracy": round(scores[c], 4),
+                        "training_data": f"dev speakers (bench/splits) of "
+                                         f"{', '.join(PROBE_CORPORA)}, wideband and 8 kHz, "
+                                         f"{len(y)} vectors"}).save(write)
+        print(f"  wrote {write} (its licence follows the training corpora: RAVDESS makes it "
+              "CC BY-NC-SA 4.0)")
     return lambda v: model.predict_proba(v)[:, male]
 
 
@@ -222,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="keep extracted features here")
     parser.add_argument("--campplus-probe", action="store_true",
                         help="also train and report a CAM++ + pitch probe (dev speakers)")
+    parser.add_argument("--ge2e-probe", action="store_true",
+                        help="also train and report a GE2E head on the four corpora's dev "
+                             "speakers, wideband and 8 kHz")
+    parser.add_argument("--write", type=Path, help="save the GE2E probe as a head here")
     parser.add_argument("--skip-committed", action="store_true")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -233,9 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         male = head.classes.index("male")
         report(f"committed gender head (GE2E, C={head.meta['C']})", args.data, "ge2e",
                lambda v: head.probabilities(v)[:, male], args.cache)
+    if args.ge2e_probe:
+        report("GE2E probe (dev speakers of the four corpora, wideband and 8 kHz)", args.data,
+               "ge2e", probe(args.data, args.cache, "ge2e", args.write), args.cache)
     if args.campplus_probe:
         report("CAM++ + pitch probe (dev speakers of the four corpora)", args.data,
-               "campplus", campplus_probe(args.data, args.cache), args.cache)
+               "campplus", probe(args.data, args.cache, "campplus"), args.cache)
     return 0
 
 
