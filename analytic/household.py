@@ -109,13 +109,7 @@ class HouseholdService:
         Every recording is decoded before anything is stored, so one bad file leaves the
         member as they were.
         """
-        if not recordings:
-            raise BadRequest("at least one recording is required", code="missing_file")
-        limit = self.settings.max_enrol_files
-        if len(recordings) > limit:
-            raise BadRequest(f"{len(recordings)} recordings; at most {limit} per enrolment",
-                             code="too_many_files")
-        clips = [self.verification.decode(data, name) for name, data in recordings]
+        clips = self._decode_enrolment(recordings)
         samples = np.stack([self.verification.voiceprint(clip) for clip in clips])
         voiceprint = self.store.add_samples(
             options.external_id, self.encoder.name, samples, replace=options.replace,
@@ -296,13 +290,7 @@ class HouseholdService:
         """Digit templates from recordings of "zero one two ... nine" (member must exist)."""
         if self.store.info(options.external_id) is None:
             raise NotFound(f"{options.external_id!r} is not enrolled")
-        if not recordings:
-            raise BadRequest("at least one recording is required", code="missing_file")
-        limit = self.settings.max_enrol_files
-        if len(recordings) > limit:
-            raise BadRequest(f"{len(recordings)} recordings; at most {limit} per enrolment",
-                             code="too_many_files")
-        clips = [self.verification.decode(data, name) for name, data in recordings]
+        clips = self._decode_enrolment(recordings)
         raw = [(*self._samples(recording), recording[0]) for recording in recordings]
         per_digit = self.liveness.enrol_templates(options.external_id, raw, options.replace)
         result = DigitEnrolmentResult(
@@ -312,6 +300,17 @@ class HouseholdService:
         self._event("digits_enrolled", result, external_id=options.external_id,
                     templates_per_digit=per_digit)
         return result
+
+    def _decode_enrolment(self, recordings: list[Recording]) -> list[Clip]:
+        """Every recording of an enrolment (voiceprint or digits) decoded, or the refusal: none
+        at all, more than ``max_enrol_files``, or one the intake refuses."""
+        if not recordings:
+            raise BadRequest("at least one recording is required", code="missing_file")
+        limit = self.settings.max_enrol_files
+        if len(recordings) > limit:
+            raise BadRequest(f"{len(recordings)} recordings; at most {limit} per enrolment",
+                             code="too_many_files")
+        return [self.verification.decode(data, name) for name, data in recordings]
 
     def _samples(self, recording: Recording) -> tuple[np.ndarray, int]:
         """The whole recording as decoded, pauses kept (the digit check needs them)."""

@@ -29,7 +29,8 @@ def ask(bus, request_id: str, **fields: object) -> dict:
 
 def test_challenge_verify_and_identify_on_the_bus(mqtt_broker, encoder, tmp_path) -> None:
     voice = Espeak("en-us")
-    with household_bus(mqtt_broker, encoder, tmp_path, min_speech_s=0.5) as (_, household), \
+    with household_bus(mqtt_broker, encoder, tmp_path, min_speech_s=0.5,
+                       challenge_ttl_s=1800) as (_, household), \
             watching(mqtt_broker.port, CHALLENGE_RESULT, VERIFY_RESULT, IDENTIFY_RESULT, ERROR,
                      "voicegate/reply/#") as bus:
         recordings = [("a.wav", voice.ten(130)), ("b.wav", voice.ten(150))]

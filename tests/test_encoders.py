@@ -106,26 +106,13 @@ def test_campplus_never_loads_senkos_package_or_its_compiled_extractor():
     assert probe.stdout.split() == ["False", "False"]
 
 
-def test_campplus_is_safe_to_share_between_threads(encoder):
-    clip = audio(MALE_A[0])
-    expected = encoder.embed(clip)
+@pytest.mark.parametrize("which", ["encoder", "ge2e"])
+def test_each_encoder_is_safe_to_share_between_threads(which, request):
+    shared = request.getfixturevalue(which)
+    clip = audio(MALE_A[0]) if which == "encoder" else speech(MALE_A[0])
+    expected = shared.embed(clip)
     results: list[np.ndarray] = []
-    threads = [threading.Thread(target=lambda: results.append(encoder.embed(clip)))
-               for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 4
-    for vector in results:
-        np.testing.assert_allclose(vector, expected, atol=1e-5)
-
-
-def test_ge2e_is_safe_to_share_between_threads(ge2e):
-    clip = speech(MALE_A[0])
-    expected = ge2e.embed(clip)
-    results: list[np.ndarray] = []
-    threads = [threading.Thread(target=lambda: results.append(ge2e.embed(clip)))
+    threads = [threading.Thread(target=lambda: results.append(shared.embed(clip)))
                for _ in range(4)]
     for thread in threads:
         thread.start()

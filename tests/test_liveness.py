@@ -114,8 +114,10 @@ def test_segments_find_each_spoken_digit_of_real_speech() -> None:
 
 @pytest.fixture(scope="module")
 def liveness_url(encoder, tmp_path_factory) -> Iterator[str]:
+    # Challenges outlive a machine five times slower than this one (expiry has its own test,
+    # on a fake clock): a 30 s lifetime would make these tests depend on wall-clock speed.
     settings = Settings(port=free_port(), data_dir=str(tmp_path_factory.mktemp("liveness")),
-                        min_speech_s=0.5)
+                        min_speech_s=0.5, challenge_ttl_s=1800)
     yield from serve_in_thread(create_app(VerificationService(settings, encoder)), settings)
 
 
@@ -271,7 +273,7 @@ def test_models_lists_liveness(url) -> None:
 
 def test_a_challenge_can_be_required(encoder, tmp_path) -> None:
     settings = Settings(port=free_port(), data_dir=str(tmp_path), liveness_required=True,
-                        challenge_digits=6)
+                        challenge_digits=6, challenge_ttl_s=1800)
     for base in serve_in_thread(create_app(VerificationService(settings, encoder)), settings):
         files = [("file", (p.name, p.read_bytes())) for p in MALE_A[:1]]
         assert requests.post(base + "/enrollments", data={"external_id": "dad"}, files=files,
