@@ -27,10 +27,12 @@ from scipy.signal import sawtooth, square
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analytic.audio import TARGET_RATE, read_mono, resample, trim_to_speech
+from analytic.settings import Settings
 from analytic.speechness import looks_like_speech, speech_features
 
 CORPORA = ("librispeech", "wuw_telephone", "speech_commands", "ravdess", "emodb", "fsdd")
-MIN_SPEECH_S, MAX_DURATION_S = 1.0, 60.0  # the service's defaults
+_DEFAULTS = Settings()
+MIN_SPEECH_S, MAX_DURATION_S = _DEFAULTS.min_speech_s, _DEFAULTS.max_duration_s  # the service's
 NOISE_KINDS = ("white", "pink", "brown", "tone", "square", "sawtooth", "chord", "melody")
 
 
