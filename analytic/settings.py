@@ -46,7 +46,7 @@ class Settings(BaseSettings):
         None, description="Where SpeechBrain keeps fetched ECAPA files (hub ids only)."
     )
     onnx: bool = Field(
-        True, description="Run CAM++ on ONNX Runtime (2.2x faster than torch here), exported "
+        True, description="Run CAM++ on ONNX Runtime (about twice as fast as torch here), exported "
         "once into model_cache_dir; false = torch.")
     model_cache_dir: str = Field(
         "~/.cache/voicegate",
