@@ -300,6 +300,7 @@ def evaluate_openset(service: VerificationService, args: argparse.Namespace) -> 
     from analytic.audio import TARGET_RATE
     from analytic.corpora import by_speaker, corpus_files, embed_corpus
     from analytic.openset import HEADER, simulate
+    from analytic.policy import household_threshold
 
     try:
         members = [int(m) for m in args.members.split(",")]
@@ -316,10 +317,9 @@ def evaluate_openset(service: VerificationService, args: argparse.Namespace) -> 
     rate = sf.info(str(args.data / files[0].corpus / files[0].path)).samplerate
     bandwidth = min(rate, TARGET_RATE)
     policy = service.policy
-    override = service.settings.identify_threshold
 
     def threshold(m: int) -> float:
-        return override if override is not None else policy.threshold(bandwidth, m)
+        return household_threshold(service.settings, policy, m, bandwidth)
 
     speakers = by_speaker(files)
     print(f"encoder: {service.encoder.name}, scores: {policy.score_norm}, false accept target "

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from analytic.audio import TARGET_RATE, Clip, read_mono
 from analytic.errors import BadRequest, Conflict, Forbidden, NotFound
 from analytic.liveness import LivenessService
+from analytic.policy import household_threshold
 from analytic.schemas import (
     Candidate,
     Challenge,
@@ -85,9 +86,7 @@ class HouseholdService:
     def threshold_for(self, members: int = 1, bandwidth: int = TARGET_RATE) -> float:
         """The configured override, else the threshold that keeps a stranger's chance of being
         named at ``VOICEGATE_FALSE_ACCEPT`` when ``members`` voiceprints are tried at once."""
-        if self.settings.identify_threshold is not None:
-            return self.settings.identify_threshold
-        return self.policy.threshold(bandwidth, members)
+        return household_threshold(self.settings, self.policy, members, bandwidth)
 
     @property
     def threshold(self) -> float:

@@ -72,6 +72,15 @@ class ScorePolicy:
         return None if scale is None else round(scale.confidence(score), 4)
 
 
+def household_threshold(settings: Settings, policy: ScorePolicy, members: int,
+                        bandwidth: int = TARGET_RATE) -> float:
+    """Household verify (``members`` 1) and identify: ``VOICEGATE_IDENTIFY_THRESHOLD`` when
+    set, else the policy's threshold for that many voiceprints tried at once."""
+    if settings.identify_threshold is not None:
+        return settings.identify_threshold
+    return policy.threshold(bandwidth, members)
+
+
 def build_policy(settings: Settings, encoder: SpeakerEncoder) -> ScorePolicy:
     """The policy as configured: AS-norm when asked for and a cohort fits the encoder."""
     calibration = load_calibration(encoder.name)
