@@ -57,7 +57,7 @@ from analytic.schemas import (
     Transition,
     validated,
 )
-from analytic.settings import Settings
+from analytic.settings import CoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ class AnalysisService:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: CoreSettings,
         encoder: Any = None,
         classifiers: dict[str, WindowClassifier] | None = None,
     ) -> None:

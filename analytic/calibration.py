@@ -12,7 +12,7 @@ A raw score is only a number; a home needs two readings of it:
   per corpus and the strictest kept, so it holds on the hardest development corpus (telephone
   calls, one-second commands), not just on the easiest.
 
-Both are fitted by ``python -m analytic.calibrate`` on the development halves of several
+Both are fitted by ``python -m analytic.lab.calibrate`` on the development halves of several
 corpora (``bench/splits``) and shipped as ``analytic/models/calibration_<encoder>.json``.
 """
 

@@ -20,11 +20,7 @@ from analytic.errors import AnalyticError, NotFound
 
 class TooManyChallenges(AnalyticError):
     code = "busy"
-    status = 503
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.headers = {"Retry-After": "1"}
+    retry_after_s = 1
 
 
 @dataclass(frozen=True)

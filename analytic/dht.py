@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import websocket
 
 from analytic.schemas import SifisResult, VerificationResult
-from analytic.settings import Settings
+from analytic.settings import CoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class DhtForwarder:
         self._thread = threading.Thread(target=self._run, name="voicegate-dht", daemon=True)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DhtForwarder | None:
+    def from_settings(cls, settings: CoreSettings) -> DhtForwarder | None:
         """The forwarder ``VOICEGATE_SIFIS_DHT_URL`` asks for, or None when it is unset."""
         if not settings.sifis_dht_url:
             return None

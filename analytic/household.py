@@ -45,7 +45,7 @@ from analytic.schemas import (
     Liveness,
 )
 from analytic.service import VerificationService, file_report
-from analytic.settings import Settings
+from analytic.settings import CoreSettings
 from analytic.streams import StreamRegistry
 from analytic.thresholds import choose_threshold
 from analytic.voiceprints.crypto import Sealer, load_key
@@ -70,7 +70,7 @@ class HouseholdService:
         liveness: LivenessService | None = None,
     ) -> None:
         self.verification = verification
-        self.settings: Settings = verification.settings
+        self.settings: CoreSettings = verification.settings
         self.encoder = verification.encoder
         self.store = store
         # The pair door's scale and calibration (analytic/policy.py): one promise everywhere.

@@ -29,7 +29,7 @@ from analytic.digits import (
 )
 from analytic.errors import BadRequest
 from analytic.schemas import Challenge, ChallengeOptions, Liveness, LivenessInfo
-from analytic.settings import Settings
+from analytic.settings import CoreSettings
 from analytic.voiceprints.store import VoiceprintStore
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def spaced(digits: str) -> str:
 class LivenessService:
     """Issues challenges and checks answers; safe to call from many threads."""
 
-    def __init__(self, settings: Settings, store: VoiceprintStore,
+    def __init__(self, settings: CoreSettings, store: VoiceprintStore,
                  fallback: DigitRecognizer | None = None) -> None:
         self.settings = settings
         self.store = store

@@ -20,7 +20,7 @@ from analytic.audio import TARGET_RATE
 from analytic.calibration import Calibration, ScoreScale, load_calibration
 from analytic.encoders import SpeakerEncoder
 from analytic.scorenorm import ASNORM_THRESHOLDS, load_cohort
-from analytic.settings import Settings
+from analytic.settings import CoreSettings
 from analytic.voiceprints.scoring import VoiceprintScorer
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class ScorePolicy:
         return None if scale is None else round(scale.confidence(score), 4)
 
 
-def household_threshold(settings: Settings, policy: ScorePolicy, members: int,
+def household_threshold(settings: CoreSettings, policy: ScorePolicy, members: int,
                         bandwidth: int = TARGET_RATE) -> float:
     """Household verify (``members`` 1) and identify: ``VOICEGATE_IDENTIFY_THRESHOLD`` when
     set, else the policy's threshold for that many voiceprints tried at once."""
@@ -81,7 +81,7 @@ def household_threshold(settings: Settings, policy: ScorePolicy, members: int,
     return policy.threshold(bandwidth, members)
 
 
-def build_policy(settings: Settings, encoder: SpeakerEncoder) -> ScorePolicy:
+def build_policy(settings: CoreSettings, encoder: SpeakerEncoder) -> ScorePolicy:
     """The policy as configured: AS-norm when asked for and a cohort fits the encoder."""
     calibration = load_calibration(encoder.name)
     norm = None

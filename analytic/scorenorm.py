@@ -8,7 +8,7 @@ cohort members (the impostors that matter):
     s' = ((s - mean_e) / std_e + (s - mean_t) / std_t) / 2
 
 The cohort is the GE2E embeddings of one LibriSpeech train-clean-100 utterance for each of its
-251 speakers, built by ``python -m analytic.cohort`` and shipped in ``analytic/models``. A
+251 speakers, built by ``python -m analytic.lab.cohort`` and shipped in ``analytic/models``. A
 cohort is only valid for the encoder that built it; ``load_cohort`` finds none for any other
 encoder and the service falls back to raw cosine (and says so).
 """

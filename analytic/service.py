@@ -18,7 +18,7 @@ from analytic.encoders import SpeakerEncoder
 from analytic.policy import ScorePolicy, build_policy
 from analytic.schemas import DIFFERENT, SAME, FileReport, VerificationOptions, VerificationResult
 from analytic.scoring import decide
-from analytic.settings import Settings
+from analytic.settings import CoreSettings
 from analytic.thresholds import choose_threshold
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,8 @@ class VerificationService:
     """Holds the loaded encoder and the limits; safe to call from many threads."""
 
     def __init__(
-        self, settings: Settings, encoder: SpeakerEncoder, analysis: AnalysisService | None = None,
+        self, settings: CoreSettings, encoder: SpeakerEncoder,
+        analysis: AnalysisService | None = None,
         policy: ScorePolicy | None = None,
     ) -> None:
         self.settings = settings

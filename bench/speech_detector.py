@@ -27,7 +27,7 @@ from scipy.signal import sawtooth, square
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analytic.audio import TARGET_RATE, read_mono, resample, trim_to_speech
-from analytic.settings import Settings
+from analytic.cli.settings import Settings
 from analytic.speechness import looks_like_speech, speech_features
 
 CORPORA = ("librispeech", "wuw_telephone", "speech_commands", "ravdess", "emodb", "fsdd")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analytic.corpora import read_split
+from analytic.lab.corpora import read_split
 
 
 def split(corpus: str, trials: Path, out_dir: Path) -> None:

@@ -28,9 +28,9 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from analytic.cli.settings import Settings  # noqa: E402
 from analytic.encoders import load_encoder  # noqa: E402
 from analytic.service import VerificationService  # noqa: E402
-from analytic.settings import Settings  # noqa: E402
 
 CLIPS = [ROOT / "tests/data/librispeech/2609-156975-0000.flac",
          ROOT / "tests/data/librispeech/2609-156975-0001.flac"]

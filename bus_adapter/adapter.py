@@ -58,7 +58,6 @@ from analytic.schemas import (
     VerificationResult,
 )
 from analytic.service import VerificationService
-from analytic.settings import Settings
 from analytic.thresholds import DEFAULT as DEFAULT_THRESHOLD
 from bus_adapter.dedup import RecentRequests
 from bus_adapter.discovery import discovery_messages, speaker_discovery
@@ -80,6 +79,7 @@ from bus_adapter.messages import (
     VerificationRequest,
     peek_request_id,
 )
+from bus_adapter.settings import BusSettings, bus_settings
 from bus_adapter.streams import BusStreams, session_key
 from bus_adapter.topics import (
     ANALYSIS,
@@ -144,13 +144,13 @@ class BusAdapter:
     def __init__(
         self,
         service: VerificationService,
-        settings: Settings | None = None,
+        settings: BusSettings | None = None,
         household: HouseholdService | None = None,
     ) -> None:
         """Without ``household`` only verification and analysis are served (no enrolment,
         identification or streams)."""
         self.service = service
-        self.settings = settings or service.settings
+        self.settings = settings or bus_settings(service.settings)
         self.topics = Topics.from_settings(self.settings)
         self.household = household
         self._kinds = self._request_kinds()
@@ -797,7 +797,7 @@ class BusAdapter:
             self._client.ack(msg.mid, msg.qos)
 
 
-def apply_broker_settings(client: mqtt.Client, settings: Settings) -> None:
+def apply_broker_settings(client: mqtt.Client, settings: BusSettings) -> None:
     """Credentials and TLS from the settings; shared with ``publish_pair`` so both connect the
     same way."""
     if settings.mqtt_username:

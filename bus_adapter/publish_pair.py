@@ -22,9 +22,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from analytic.settings import Settings
 from bus_adapter.adapter import apply_broker_settings
 from bus_adapter.messages import AudioFile, VerificationRequest
+from bus_adapter.settings import BusSettings
 from bus_adapter.topics import VERIFICATION, Topics
 
 
@@ -40,7 +40,7 @@ def build_request(args: argparse.Namespace) -> VerificationRequest:
     )
 
 
-def round_trip(settings: Settings, request: VerificationRequest, timeout: float) -> int:
+def round_trip(settings: BusSettings, request: VerificationRequest, timeout: float) -> int:
     topics = Topics.from_settings(settings)
     # Logged in as a broker user, it is that device: its own topics and reply space (the ACL
     # grants nothing else); anonymous, the shared single-tenant topics.
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = {f"mqtt_{k}": v for k in ("host", "port", "prefix")
                  if (v := getattr(args, k)) is not None}
-    settings = Settings(**overrides)
+    settings = BusSettings(**overrides)
     request = build_request(args)
     if args.print_only:
         print(request.model_dump_json(exclude_none=True))

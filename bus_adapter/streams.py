@@ -24,7 +24,7 @@ import threading
 from analytic.errors import BadRequest, NotFound, TooLarge, UnsupportedAudio
 from analytic.household import Recording
 from analytic.streams import FILE, PCM, SessionInfo, StreamRegistry
-from analytic.web_household import FILE_TYPES, PCM_TYPES
+from analytic.web.household import FILE_TYPES, PCM_TYPES
 
 FILE_SIGNATURES = (b"RIFF", b"RF64", b"fLaC", b"OggS")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from analytic.settings import Settings
+from bus_adapter.settings import BusSettings
 
 MAX_TOPIC_BYTES = 65535  # MQTT's limit for a UTF-8 topic name
 
@@ -84,7 +84,7 @@ class Topics:
     sifis: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Topics:
+    def from_settings(cls, settings: BusSettings) -> Topics:
         return cls(
             prefix=settings.mqtt_prefix,
             share_group=settings.mqtt_share_group or None,

@@ -5,17 +5,18 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from analytic.cli.settings import Settings
 from analytic.encoders import load_encoder
-from analytic.server import make_server
 from analytic.service import VerificationService
-from analytic.settings import Settings
-from analytic.web import create_app
+from analytic.web.app import create_app
+from analytic.web.server import make_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "librispeech"
@@ -75,6 +76,22 @@ def private_data_dir(tmp_path_factory) -> Iterator[Path]:
         patch.setenv("VOICEGATE_DATA_DIR", str(folder))
         # CAM++'s ONNX export too: made once per test session, never in the user's cache.
         patch.setenv("VOICEGATE_MODEL_CACHE_DIR", str(tmp_path_factory.mktemp("models")))
+        yield folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_tmpdir(tmp_path_factory) -> Iterator[Path]:
+    """The test process's (and every service it starts) own temporary directory.
+
+    Tests that promise "nothing reaches the disk" compare this directory before and after, so
+    what other processes on a busy machine put in the system's /tmp cannot fail them, and a
+    file the service does spool still does. pytest's own ``tmp_path`` folders were placed
+    before this (``mktemp`` fixes pytest's base directory), so they are not in it.
+    """
+    folder = tmp_path_factory.mktemp("process-tmp")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(folder))
+        patch.setattr(tempfile, "tempdir", str(folder))
         yield folder
 
 

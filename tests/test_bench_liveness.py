@@ -11,6 +11,8 @@ import pytest
 
 from tests.digit_speech import FSDD
 
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -15,6 +15,8 @@ from analytic.audio import AudioLimits, decode
 from analytic.errors import AnalyticError
 from analytic.streams import FILE, StreamRegistry
 
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
+
 TIMEOUT = 60
 RATE, CHANNELS, SECONDS = 384_000, 8, 10
 

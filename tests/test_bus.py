@@ -20,15 +20,17 @@ from pathlib import Path
 import pytest
 import requests
 
+from analytic.cli.settings import Settings
 from analytic.schemas import VerificationResult
 from analytic.service import VerificationService
-from analytic.settings import Settings
-from analytic.web import create_app
+from analytic.web.app import create_app
 from bus_adapter.adapter import BusAdapter, apply_broker_settings
 from bus_adapter.messages import AudioFile, VerificationRequest
 from tests import audio_factory as make
 from tests.conftest import FEMALE_A, MALE_A, free_port, serve_in_thread
 from tests.mqtt_broker import BusProbe, MosquittoBroker, Received
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 REQUEST = "voicegate/verification/request"
 RESULT = "voicegate/verification/result"

@@ -13,13 +13,15 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from analytic.cli.settings import Settings
 from analytic.household import build_household
 from analytic.service import VerificationService
-from analytic.settings import Settings
 from bus_adapter.adapter import BusAdapter
 from bus_adapter.messages import AudioFile, VerificationRequest
 from tests.conftest import FEMALE_STRANGER, MALE_A, free_port
 from tests.mqtt_broker import BusProbe, MosquittoBroker
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 ACL = Path(__file__).resolve().parents[1] / "mosquitto" / "acl.example"
 USERS = {"voicegate": "analytic-pw", "homeassistant": "ha-pw", "frontdoor": "fd-pw",

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import requests
 
 from analytic.schemas import AnalysisResult
-from analytic.web import create_app
+from analytic.web.app import create_app
 from tests.conftest import FEMALE_A, MALE_A, serve_in_thread
 from tests.test_bus import ERROR, WAIT, body, on
 from tests.test_bus_household import household_bus, pcm16, publish_chunk, watching, wire_file
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 ANALYSIS_REQUEST = "voicegate/analysis/request"
 ANALYSIS_RESULT = "voicegate/analysis/result"

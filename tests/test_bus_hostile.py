@@ -6,17 +6,20 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from analytic.cli.settings import Settings
 from analytic.service import VerificationService
-from analytic.settings import Settings
 from bus_adapter.adapter import BusAdapter
 from bus_adapter.messages import AudioFile, VerificationRequest
 from tests.conftest import MALE_A, free_port
 from tests.hypothesis_guard import skip_broken_lazy_modules
 from tests.mqtt_broker import BusProbe
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 REQUEST = "voicegate/verification/request"
 ERROR = "voicegate/error"

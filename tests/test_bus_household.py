@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as mqtt
+import pytest
 import requests
 import soundfile as sf
 from paho.mqtt.packettypes import PacketTypes
@@ -25,11 +26,13 @@ from paho.mqtt.properties import Properties
 from analytic.household import HouseholdService, build_household
 from analytic.schemas import EnrolmentResult, EnrolOptions, Identification
 from analytic.service import VerificationService
-from analytic.web import create_app
+from analytic.web.app import create_app
 from bus_adapter.adapter import BusAdapter
 from tests.conftest import FEMALE_A, FEMALE_STRANGER, MALE_A, MALE_STRANGER, serve_in_thread
 from tests.mqtt_broker import BusProbe, MosquittoBroker, Received
 from tests.test_bus import ERROR, WAIT, body, bus_settings, on
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 ENROL_REQUEST = "voicegate/admin/enrollment/request"  # the admin's topic alone (issue 14)
 ENROL_RESULT = "voicegate/enrollment/result"

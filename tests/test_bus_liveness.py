@@ -6,10 +6,14 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
+
 from analytic.schemas import Challenge, EnrolOptions, HouseholdVerification, Identification
 from tests.digit_speech import Espeak
 from tests.test_bus import ERROR, WAIT, body, on
 from tests.test_bus_household import IDENTIFY_REQUEST, IDENTIFY_RESULT, household_bus, watching
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 CHALLENGE_REQUEST = "voicegate/challenge/request"
 CHALLENGE_RESULT = "voicegate/challenge/result"

@@ -17,10 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.conftest import MALE_A, free_port
 from tests.test_bus import REQUEST, RESULT, STATUS, body, on, probe, same_pair
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 IDENTIFY_REQUEST = "voicegate/identify/request"
 IDENTIFY_RESULT = "voicegate/identify/result"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
+
 from bus_adapter.streams import BusStreams
 from tests.conftest import FEMALE_A, MALE_A, MALE_STRANGER
 from tests.mqtt_broker import BusProbe
@@ -26,6 +28,8 @@ from tests.test_bus_household import (
     watching,
     wire_file,
 )
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 FRONTDOOR = "voicegate/frontdoor"
 GARAGE = "voicegate/garage"

@@ -6,8 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests import audio_factory as make
 from tests.conftest import FEMALE_A, MALE_A
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 
 def run(*args: str):

@@ -13,17 +13,20 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from analytic.__main__ import household_command, verify
-from analytic.cli_analysis import analyze_command
-from analytic.cli_output import emit, progress_bars, render_pretty, wants_progress
+from analytic.cli.analyze import analyze_command
+from analytic.cli.commands import household_command, verify
+from analytic.cli.output import emit, render_pretty
+from analytic.cli.settings import Settings
+from analytic.lab.progress import progress_bars, wants_progress
 from analytic.service import VerificationService
-from analytic.settings import Settings
 from tests.conftest import (
     DATA,
     FEMALE_A,
     MALE_A,
     write_fixture_trials,
 )
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -102,7 +105,8 @@ def test_verify_pretty_prints_a_table_not_json():
 def test_verify_refusal_is_readable_with_pretty(service, capsys, tmp_path: Path):
     silent = tmp_path / "empty.wav"
     silent.write_bytes(b"")
-    assert verify(service, FEMALE_A[0], silent, None, pretty=True) == 2
+    args = argparse.Namespace(file1=FEMALE_A[0], file2=silent, threshold=None, pretty=True)
+    assert verify(service, args) == 2
     assert capsys.readouterr().out.startswith("error.code     no_speech")
 
 
@@ -119,7 +123,7 @@ def test_analyze_pretty_shows_the_time_series_as_a_table(service, capsys):
 
 def test_enroll_and_identify_pretty(encoder, capsys, tmp_path: Path):
     service = VerificationService(Settings(data_dir=str(tmp_path)), encoder)
-    enroll = argparse.Namespace(command="enroll", external_id="dad", files=MALE_A[:2],
+    enroll = argparse.Namespace(command="enrol", external_id="dad", files=MALE_A[:2],
                                 replace=False, pretty=True)
     assert household_command(service, enroll) == 0
     out = capsys.readouterr().out

@@ -1,5 +1,5 @@
-"""Degradations (analytic.conditions) and the robustness table (analytic.robustness), measured
-on real LibriSpeech speech, the project's noise recordings and its measured room."""
+"""Degradations (analytic.lab.conditions) and the robustness table (analytic.lab.robustness),
+measured on real LibriSpeech speech, the project's noise recordings and its measured room."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from analytic import conditions as c
 from analytic.audio import AudioLimits, decode
 from analytic.errors import AnalyticError, TooShort
-from analytic.robustness import (
+from analytic.lab import conditions as c
+from analytic.lab.robustness import (
     Trial,
     equal_error_rate,
     format_table,

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analytic.settings import Settings
+from analytic.cli.settings import Settings
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 ROOT = Path(__file__).resolve().parent.parent
 TORCH_PIN = "torch==2.13.0"
@@ -105,7 +107,7 @@ def test_serve_agrees_to_start_with_the_compose_settings(compose: dict, monkeypa
     """The image binds 0.0.0.0 (the published port cannot reach the container's loopback), so
     compose must satisfy serve's rule for non-loopback addresses or the container would exit
     at once and restart forever."""
-    from analytic.auth import bind_refusal
+    from analytic.web.auth import bind_refusal
 
     env = {**env_of(final_stage()), **compose["services"]["analytic"]["environment"]}
     for key, value in env.items():

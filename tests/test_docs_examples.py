@@ -25,6 +25,8 @@ from tests.walkthrough import (
     walk,
 )
 
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
+
 ANALYSIS = ROOT / "docs" / "analysis.md"
 HOUSEHOLD = ROOT / "docs" / "household.md"
 

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 from analytic.audio import AudioLimits, decode
+from analytic.cli.settings import Settings
 from analytic.encoders import ModelUnavailable, load_encoder
 from analytic.encoders.campplus import WEIGHTS, CamPlusPlusEncoder, fbank
-from analytic.settings import Settings
 from tests.conftest import FEMALE_A, MALE_A
 from tests.tiny_ecapa import build_tiny_ecapa
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 
 def speech(path):
@@ -162,3 +164,31 @@ def test_speechbrain_imports_only_through_the_compat_module():
     assert shimmed.stdout.strip() == "False"
     # Documents why the module exists; if torchaudio ever loads natively, revisit it.
     assert bare.returncode != 0 and "OSError" in bare.stderr
+
+
+def test_a_warm_campplus_start_needs_no_torch(encoder):
+    """Once exported (the session's ``encoder`` did it), loading CAM++ on ONNX Runtime imports
+    no torch: start-up time and memory are the ONNX model's only (issue 17)."""
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import os, sys; from pathlib import Path; "
+         "from analytic.encoders.campplus import CamPlusPlusEncoder; "
+         "e = CamPlusPlusEncoder(onnx_dir=Path(os.environ['VOICEGATE_MODEL_CACHE_DIR'])); "
+         "print(e.runtime, 'torch' in sys.modules)"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == ["onnxruntime", "False"]
+
+
+def test_a_cached_onnx_model_that_disagrees_is_not_served(encoder, tmp_path, caplog):
+    """The check stored at export is what a torch-free start compares with: a foreign model
+    file in the cache is caught and torch serves instead."""
+    first = CamPlusPlusEncoder(onnx_dir=tmp_path)
+    assert first.runtime == "onnxruntime"
+    (check,) = tmp_path.glob("*.reference.npy")
+    np.save(check, -np.load(check))  # as if the cached model computed something else
+    with caplog.at_level("WARNING"):
+        second = CamPlusPlusEncoder(onnx_dir=tmp_path)
+    assert second.runtime == "torch"
+    assert any(getattr(r, "reason", None) == "mismatch" for r in caplog.records)

@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytic.evaluate import d_prime, equal_error, error_rates, min_dcf
+from analytic.lab.evaluate import d_prime, equal_error, error_rates, min_dcf
 from tests.conftest import (
     DATA,
     write_fixture_trials,
 )
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 
 def test_perfect_separation_has_zero_eer_and_a_threshold_between_the_classes():
@@ -76,7 +78,7 @@ def test_refused_files_are_rejections_not_a_traceback(tmp_path: Path, service):
 
     import soundfile as sf
 
-    from analytic.evaluate import evaluate, read_trials
+    from analytic.lab.evaluate import evaluate, read_trials
 
     root = tmp_path / "clips"
     shutil.copytree(DATA, root)

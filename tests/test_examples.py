@@ -22,6 +22,8 @@ from bus_adapter.discovery import speaker_discovery
 from bus_adapter.messages import SpeakerState
 from bus_adapter.topics import Topics
 
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HA_AUTOMATION = EXAMPLES / "home-assistant" / "automation-known-speaker.yaml"
 NODE_RED_FLOW = EXAMPLES / "node-red" / "verification-router.json"

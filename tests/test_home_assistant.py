@@ -44,6 +44,8 @@ from tests.conftest import FEMALE_STRANGER, MALE_A, free_port, stop_process
 from tests.mqtt_broker import BusProbe, Received
 from tests.test_bus_process import STARTUP, analytic_process, wait_for_bus
 
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
+
 ROOT = Path(__file__).resolve().parent.parent
 AUTOMATION = ROOT / "examples" / "home-assistant" / "automation-known-speaker.yaml"
 TEMPLATES = Path(__file__).resolve().parent / "home_assistant"

@@ -19,12 +19,14 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from analytic.cli.settings import Settings
 from analytic.service import VerificationService
-from analytic.settings import Settings
-from analytic.web import create_app
+from analytic.web.app import create_app
 from tests import audio_factory as make
 from tests.conftest import MALE_A, free_port, serve_in_thread
 from tests.hypothesis_guard import skip_broken_lazy_modules
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 TIMEOUT = 60
 FEW = hypothesis_settings(max_examples=30, deadline=None, database=None,
@@ -64,11 +66,13 @@ def hostile_server(encoder, tmp_path_factory):
 
 
 @pytest.fixture
-def server(hostile_server):
-    """The live server; after each test it still answers, and nothing new is on disk."""
+def server(hostile_server, private_tmpdir):
+    """The live server; after each test it still answers, and nothing new is on disk (its
+    own temporary directory included)."""
     url, data_dir = hostile_server
     skip_broken_lazy_modules()
-    temp = Path(tempfile.gettempdir())
+    temp = private_tmpdir
+    assert tempfile.gettempdir() == str(temp)  # the server's tempfile calls land here
     before_temp, before_data = set(os.listdir(temp)), snapshot(data_dir)
     yield url
     assert requests.get(url + "/health", timeout=TIMEOUT).status_code == 200

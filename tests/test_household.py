@@ -16,14 +16,14 @@ import pytest
 import requests
 
 from analytic.calibration import load_calibration
+from analytic.cli.settings import Settings
 from analytic.errors import Conflict
 from analytic.household import HouseholdService, build_household
 from analytic.logs import JsonFormatter
 from analytic.schemas import EnrolOptions, HouseholdOptions
 from analytic.service import VerificationService
-from analytic.settings import Settings
 from analytic.voiceprints.store import StoreError
-from analytic.web import create_app
+from analytic.web.app import create_app
 from tests import audio_factory as make
 from tests.conftest import (
     FEMALE_A,
@@ -34,6 +34,8 @@ from tests.conftest import (
     free_port,
     serve_in_thread,
 )
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 TIMEOUT = 60
 

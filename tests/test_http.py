@@ -12,6 +12,8 @@ import requests
 from tests import audio_factory as make
 from tests.conftest import FEMALE_A, FEMALE_STRANGER, MALE_A, MALE_STRANGER
 
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
+
 TIMEOUT = 60
 
 
@@ -217,11 +219,12 @@ def test_uploads_never_touch_the_disk(base_url, monkeypatch):
     assert calls == []
 
 
-def test_failing_requests_leave_nothing_in_the_temp_directory(base_url):
-    before = set(os.listdir(tempfile.gettempdir()))
+def test_failing_requests_leave_nothing_in_the_temp_directory(base_url, private_tmpdir):
+    assert tempfile.gettempdir() == str(private_tmpdir)  # where the server would spool
+    before = set(os.listdir(private_tmpdir))
     large_noise = b"\x01\x02" * (700 * 1024)
     post_pair(base_url, large_noise, MALE_A[1].read_bytes())
     post_pair(base_url, make.silence(20.0), make.silence(20.0))
     post_pair(base_url, MALE_A[0].read_bytes(), make.excerpt(MALE_A[1], 0.3))
-    after = set(os.listdir(tempfile.gettempdir()))
+    after = set(os.listdir(private_tmpdir))
     assert after - before == set()

@@ -11,10 +11,12 @@ import pytest
 import requests
 from waitress.buffers import TempfileBasedBuffer
 
+from analytic.cli.settings import Settings
 from analytic.service import VerificationService
-from analytic.settings import Settings
-from analytic.web import create_app
+from analytic.web.app import create_app
 from tests.conftest import free_port, serve_in_thread
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 LIMIT = 2 * 1024 * 1024
 TIMEOUT = 30

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 import requests
 
+from analytic.cli.settings import Settings
 from analytic.service import VerificationService
-from analytic.settings import Settings
-from analytic.web import create_app
+from analytic.web.app import create_app
 from tests.conftest import MALE_A, free_port, serve_in_thread
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 TIMEOUT = 60
 

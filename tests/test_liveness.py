@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from analytic.challenges import ChallengeRegistry
+from analytic.cli.settings import Settings
 from analytic.digits import (
     TemplateDigits,
     digit_templates,
@@ -24,10 +25,11 @@ from analytic.digits import (
 )
 from analytic.errors import NotFound
 from analytic.service import VerificationService
-from analytic.settings import Settings
-from analytic.web import create_app
+from analytic.web.app import create_app
 from tests.conftest import MALE_A, free_port, serve_in_thread
 from tests.digit_speech import Espeak, Fsdd
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 TIMEOUT = 60
 

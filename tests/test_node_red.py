@@ -38,6 +38,8 @@ import websocket
 from tests.conftest import DATA, free_port, stop_process
 from tests.test_bus_process import STARTUP, analytic_process, wait_for_bus
 
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
+
 ROOT = Path(__file__).resolve().parent.parent
 FLOW = ROOT / "examples" / "node-red" / "verification-router.json"
 NODE_RED_DIR = ROOT / ".cache" / "node-red"

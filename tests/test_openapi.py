@@ -8,7 +8,9 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
-from analytic.web_openapi import openapi_document
+from analytic.web.openapi import openapi_document
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 TIMEOUT = 60
 
@@ -23,7 +25,7 @@ def test_the_served_document_is_valid_openapi(base_url):
 
 
 def test_every_flask_route_and_method_is_documented(service):
-    from analytic.web import create_app
+    from analytic.web.app import create_app
 
     app = create_app(service)
     paths = openapi_document()["paths"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytic.openset import simulate
+from analytic.lab.openset import simulate
 from analytic.voiceprints.scoring import VoiceprintScorer
 from tests.conftest import FEMALE_A, FEMALE_STRANGER, MALE_A, MALE_STRANGER
 

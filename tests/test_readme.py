@@ -27,6 +27,8 @@ from tests.walkthrough import (
     walk,
 )
 
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
+
 README = ROOT / "README.md"
 # The figures come from ../shared/data, beside the repository (CI has it); without it they are
 # checked nowhere, and the walk-through says so.

@@ -11,12 +11,14 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
+from analytic.cli.settings import Settings
 from analytic.service import VerificationService
-from analytic.settings import Settings
-from analytic.web import create_app
-from analytic.web_openapi import openapi_document
+from analytic.web.app import create_app
+from analytic.web.openapi import openapi_document
 from tests.conftest import free_port, serve_in_thread
 from tests.hypothesis_guard import skip_broken_lazy_modules
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 
 @schemathesis.serializer("audio/pcm", "audio/wav", "audio/flac", "audio/ogg")

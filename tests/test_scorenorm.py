@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytic.enrol_trials import expand
+from analytic.lab.enrol_trials import expand
 from analytic.scorenorm import ASNORM_THRESHOLDS, AsNorm, cohort_path, load_cohort
 from analytic.voiceprints.model import centroid
 from analytic.voiceprints.scoring import VoiceprintScorer
 from tests.conftest import DATA, FEMALE_A, MALE_A
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

@@ -9,13 +9,15 @@ import threading
 import pytest
 import requests
 
-from analytic import auth
-from analytic.__main__ import serve
+from analytic.cli.serve import serve
+from analytic.cli.settings import Settings
 from analytic.errors import Busy
 from analytic.service import VerificationService
-from analytic.settings import Settings
-from analytic.web import create_app
+from analytic.web import auth
+from analytic.web.app import create_app
 from tests.conftest import MALE_A, free_port, serve_in_thread
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 TIMEOUT = 60
 API_TOKEN = "api-token-for-tests-only-0123456789"
@@ -142,16 +144,16 @@ def test_bind_refusal(host, tokens, opt_in, refused):
     assert (auth.bind_refusal(settings) is not None) is refused
 
 
-def test_serve_refuses_a_public_address_without_a_token(encoder, capsys):
+def test_serve_refuses_a_public_address_without_a_token(capsys):
     settings = Settings(host="0.0.0.0", port=free_port())
-    assert serve(VerificationService(settings, encoder)) == 2
+    assert serve(settings) == 2  # before any model is loaded
     message = capsys.readouterr().err
     assert "VOICEGATE_API_TOKEN" in message
     assert "VOICEGATE_ALLOW_UNAUTHENTICATED_REMOTE" in message
 
 
 def test_the_start_up_line_says_how_http_is_protected_and_never_shows_a_token(caplog):
-    with caplog.at_level(logging.INFO, logger="analytic.auth"):
+    with caplog.at_level(logging.INFO, logger="analytic.web.auth"):
         auth.log_access_mode(Settings(api_token=API_TOKEN, admin_token=ADMIN_TOKEN))
         auth.log_access_mode(Settings())
     protected, open_ = [r for r in caplog.records if getattr(r, "event", "") == "http_access"]

@@ -24,14 +24,16 @@ from contextlib import contextmanager
 import pytest
 import requests
 
+from analytic.cli.settings import Settings
 from analytic.dht import DhtForwarder
 from analytic.schemas import SifisResult, SifisValue, VerificationResult
 from analytic.service import VerificationService
-from analytic.settings import Settings
-from analytic.web import create_app
+from analytic.web.app import create_app
 from tests import audio_factory as make
 from tests.conftest import FEMALE_A, MALE_A, free_port, serve_in_thread, stop_process
 from tests.dht_server import DhtServer
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 TIMEOUT = 60
 WAIT = 60.0

@@ -18,6 +18,8 @@ from analytic.service import VerificationService
 from tests.conftest import MALE_A
 from tests.test_bus import ERROR, WAIT, body, bus_settings, on, probe, request, running
 
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
+
 RATE = 16_000
 TIMEOUT = 60
 

@@ -7,10 +7,14 @@ import os
 import subprocess
 import sys
 
-from analytic.settings import Settings
+import pytest
+
+from analytic.cli.settings import Settings
 from analytic.voiceprints.crypto import Sealer, load_key
 from analytic.voiceprints.store import open_store
 from tests.conftest import TEST_KEY, free_port
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 
 def serve(data_dir, **env: str) -> subprocess.CompletedProcess:

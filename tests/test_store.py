@@ -12,6 +12,8 @@ from analytic.voiceprints.crypto import VoiceprintKeyError, load_key
 from analytic.voiceprints.store import StoreError, open_store
 from tests.conftest import TEST_KEY
 
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
+
 OTHER_KEY = "2pW5K0mMq7b7cN0S3e7l6Hn0y2Yb3JxXcVqvYQyJ8gE="
 
 

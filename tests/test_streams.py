@@ -10,14 +10,16 @@ import pytest
 import requests
 import soundfile as sf
 
+from analytic.cli.settings import Settings
 from analytic.errors import BadRequest, Busy, NotFound, TooLong, UnsupportedAudio
 from analytic.household import build_household
 from analytic.service import VerificationService
-from analytic.settings import Settings
 from analytic.streams import FILE, PCM, StreamRegistry
-from analytic.web import create_app
+from analytic.web.app import create_app
 from tests import audio_factory as make
 from tests.conftest import FEMALE_A, MALE_A, MALE_STRANGER, free_port, serve_in_thread
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 TIMEOUT = 60
 IDLE_S = 30.0

@@ -10,13 +10,15 @@ from __future__ import annotations
 import pytest
 import requests
 
+from analytic.cli.settings import Settings
 from analytic.household import build_household
 from analytic.schemas import EnrolOptions
 from analytic.service import VerificationService
-from analytic.settings import Settings
-from analytic.web import create_app
+from analytic.web.app import create_app
 from tests.conftest import FEMALE_A, MALE_A, free_port, serve_in_thread
 from tests.test_security import ADMIN_TOKEN, API_TOKEN, TIMEOUT, bearer, error_code
+
+pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ The embedding carries timbre (vocal tract, voice quality) and holds up across la
 emotions. Pitch is deliberately not a feature: it rises with arousal, so a head that leaned on
 it called shouting men women (RAVDESS 97.9 % instead of 99 %+, see MODEL_CARD_gender.md), and
 it did not help the one LibriSpeech man with a female-range voice either.
-Trained on LibriSpeech train-clean-100 (``python -m analytic.train gender``).
+Trained on LibriSpeech train-clean-100 (``python -m analytic.lab.train gender``).
 """
 
 from __future__ import annotations

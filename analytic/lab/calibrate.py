@@ -1,6 +1,6 @@
 """Make the AS-norm cohort and the score calibration of an encoder from development halves.
 
-    python -m analytic.calibrate --data ../shared/data
+    python -m analytic.lab.calibrate --data ../shared/data
 
 Only the ``dev`` speakers of each corpus (``bench/splits``) are read:
 
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from analytic.calibration import Calibration, calibration_path, fit_scale
-from analytic.cli_output import progress_bars, wants_progress
-from analytic.corpora import CorpusFile, corpus_files, embed_corpus, fold
+from analytic.lab.corpora import CorpusFile, corpus_files, embed_corpus, fold
+from analytic.lab.progress import progress_bars, wants_progress
 from analytic.scorenorm import DEFAULT_TOP_K, MODELS_DIR, AsNorm, cohort_path
 from analytic.voiceprints.scoring import VoiceprintScorer
 
@@ -61,9 +61,9 @@ def trial_scores(prints: dict[str, np.ndarray], files: list[CorpusFile],
 def main(argv: list[str] | None = None) -> int:
     from analytic.encoders import ENCODER_NAMES, load_encoder
     from analytic.service import VerificationService
-    from analytic.settings import Settings
+    from analytic.settings import CoreSettings
 
-    parser = argparse.ArgumentParser(prog="python -m analytic.calibrate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m analytic.lab.calibrate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder")
     parser.add_argument("--encoder", choices=ENCODER_NAMES, default="campplus")
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
     parser.add_argument("--cache", type=Path, help="keep embeddings here between runs")
     args = parser.parse_args(argv)
-    settings = Settings(encoder=args.encoder, score_norm="none")
+    settings = CoreSettings(encoder=args.encoder, score_norm="none")
     service = VerificationService(settings, load_encoder(settings))
     progress = progress_bars(wants_progress(False))
 
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         path = cohort_path(args.encoder, args.out, band)
         np.save(path, cohort)
         print(f"{path}: {cohort.shape[0]} files x {cohort.shape[1]}")
-    source = (f"python -m analytic.calibrate --data DATA --encoder {args.encoder} "
+    source = (f"python -m analytic.lab.calibrate --data DATA --encoder {args.encoder} "
               f"--top-k {args.top_k}: development halves of {', '.join(files)} (bench/splits)")
     Calibration(args.encoder, scales, source).save(calibration_path(args.encoder, args.out))
     for name, scale in scales.items():

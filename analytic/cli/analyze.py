@@ -1,7 +1,7 @@
 """``python -m analytic analyze FILE``: the analysis as JSON on stdout, as ``POST /analyze``
 (a readable table with ``--pretty``).
 
-Kept apart from ``__main__`` so the command line only wires it in (one parser line, one
+Kept apart from ``main`` so the command line only wires it in (one parser line, one
 dispatch line). Options are validated by the same ``AnalysisOptions`` as the HTTP door.
 """
 
@@ -10,10 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from typing import Any
-
-from analytic.analysis import parse_analysis_options
-from analytic.cli_output import emit
-from analytic.errors import AnalyticError
 
 
 def add_analyze_parser(commands: Any) -> None:
@@ -35,6 +31,10 @@ def add_analyze_parser(commands: Any) -> None:
 
 def analyze_command(service: Any, args: argparse.Namespace) -> int:
     """Run one analysis; exit 2 with the usual error JSON when the input is refused."""
+    from analytic.analysis import parse_analysis_options
+    from analytic.cli.output import emit
+    from analytic.errors import AnalyticError
+
     try:
         options = parse_analysis_options({
             "models": args.models,

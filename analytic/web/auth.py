@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 
 from flask import Flask, current_app, g, request
 
-from analytic.errors import Busy, Forbidden, RateLimited, Unauthorized
-from analytic.settings import Settings
+from analytic.errors import Busy, Forbidden
+from analytic.web.errors import RateLimited, Unauthorized
+from analytic.web.settings import HttpSettings
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def is_loopback(host: str) -> bool:
         return False  # a host name, "" or "*": it may resolve to a public interface
 
 
-def bind_refusal(settings: Settings) -> str | None:
+def bind_refusal(settings: HttpSettings) -> str | None:
     """Why ``serve`` must not start with these settings, or None when it may.
 
     Without a token anyone who can reach the port can enrol, delete and identify household
@@ -80,7 +81,7 @@ def bind_refusal(settings: Settings) -> str | None:
     )
 
 
-def log_access_mode(settings: Settings) -> None:
+def log_access_mode(settings: HttpSettings) -> None:
     """One start-up line saying whether HTTP is protected (never the tokens themselves)."""
     protected = bool(settings.api_token or settings.admin_token)
     loopback = is_loopback(settings.host)
@@ -134,7 +135,7 @@ class Gate:
 
     def _busy(self) -> Busy:
         error = Busy(f"{self.limit} analyses running and {self.waiting} waiting; retry shortly")
-        error.headers = {"Retry-After": "1"}
+        error.retry_after_s = 1
         return error
 
 
@@ -169,7 +170,7 @@ class RateLimiter:
                 return
             wait = math.ceil((1.0 - bucket.tokens) / rate)
         error = RateLimited(f"more than {self.per_min} requests a minute; retry in {wait} s")
-        error.headers = {"Retry-After": str(wait)}
+        error.retry_after_s = wait
         raise error
 
     def _forget_idle(self, now: float, rate: float) -> None:
@@ -200,7 +201,7 @@ def _secret(value: object) -> bytes | None:
     return raw.encode() if raw else None
 
 
-def install(app: Flask, settings: Settings) -> None:
+def install(app: Flask, settings: HttpSettings) -> None:
     """Register the access hooks on ``app`` (called by ``create_app``)."""
     app.extensions[AUTH_KEY] = Guard(
         api_token=_secret(settings.api_token),
@@ -223,7 +224,7 @@ def _is_admin_request() -> bool:
                             "household.delete_all_enrolments"}:
         return True
     if request.endpoint == "household.get_enrolment":
-        # Read as the route reads it (analytic.web_household._flag): a form field, else the query.
+        # Read as the route reads it (analytic.web.household._flag): a form field, else the query.
         export = (request.form.get("export") or request.args.get("export") or "").strip().lower()
         return export not in {"", "false", "0", "no", "off"}
     return False
@@ -258,9 +259,7 @@ def is_admin() -> bool:
 
 
 def _unauthorized(message: str) -> Unauthorized:
-    error = Unauthorized(message)
-    error.headers = {"WWW-Authenticate": CHALLENGE}
-    return error
+    return Unauthorized(message, CHALLENGE)
 
 
 def _before() -> None:

@@ -15,16 +15,18 @@ connections per client (README "Security").
 
 from __future__ import annotations
 
+import socket
+
 from flask import Flask
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
-from analytic.settings import Settings
+from analytic.web.settings import HttpSettings
 
 FRAMING_ALLOWANCE = 1024 * 1024
 CLEANUP_INTERVAL_S = 30  # waitress's default: how often idle connections are looked for
 
 
-def make_server(app: Flask, settings: Settings) -> BaseWSGIServer | MultiSocketServer:
+def make_server(app: Flask, settings: HttpSettings) -> BaseWSGIServer | MultiSocketServer:
     limit = settings.max_request_bytes + FRAMING_ALLOWANCE
     return create_server(
         app,
@@ -40,3 +42,21 @@ def make_server(app: Flask, settings: Settings) -> BaseWSGIServer | MultiSocketS
         ident="voicegate",
         clear_untrusted_proxy_headers=True,
     )
+
+
+def port_refusal(settings: HttpSettings) -> str | None:
+    """Why ``host:port`` cannot be bound (busy, not an address here), or None.
+
+    Checked before the model loads so a busy port is one line at once, not a traceback after
+    seconds of loading. The probe socket is closed again at once; waitress binds for real.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress does
+            probe.bind(address)
+    except OSError as exc:
+        return (f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
+                "set VOICEGATE_PORT or VOICEGATE_HOST, or stop what holds it")
+    return None

@@ -1,8 +1,8 @@
 """Train and evaluate the gender and arousal heads; every model-card figure comes from here.
 
-    python -m analytic.train gender  --data ../shared/data --out analytic/models
-    python -m analytic.train arousal --data ../shared/data --out analytic/models
-    python -m analytic.train gender  --data ../shared/data --evaluate-only   # committed weights
+    python -m analytic.lab.train gender  --data ../shared/data --out analytic/models
+    python -m analytic.lab.train arousal --data ../shared/data --out analytic/models
+    python -m analytic.lab.train gender  --data ../shared/data --evaluate-only   # committed weights
 
 Training is deterministic (lbfgs logistic regression, fixed folds). Model choices (the
 regularisation ``C``) are made by speaker-grouped cross-validation on the training corpus
@@ -404,7 +404,7 @@ def evaluate_arousal(data: Path, head: LinearHead, cache: Path | None) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analytic.train", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m analytic.lab.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=("gender", "arousal"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data"),

@@ -1,6 +1,6 @@
 """Build the AS-norm cohort: one embedding per LibriSpeech train-clean-100 speaker.
 
-    python -m analytic.cohort --data ../shared/data/librispeech \
+    python -m analytic.lab.cohort --data ../shared/data/librispeech \
         --out analytic/models/cohort_ge2e.npy
 
 Each file goes through the service's own intake (decode, resample, trim) and the configured
@@ -21,7 +21,7 @@ import numpy as np
 
 from analytic.audio import AudioLimits, decode
 from analytic.encoders import ENCODER_NAMES, SpeakerEncoder, load_encoder
-from analytic.settings import Settings
+from analytic.settings import CoreSettings
 
 
 def one_file_per_speaker(folder: Path) -> list[Path]:
@@ -39,14 +39,14 @@ def build_cohort(encoder: SpeakerEncoder, files: Iterable[Path], limits: AudioLi
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analytic.cohort", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m analytic.lab.cohort", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the librispeech folder")
     parser.add_argument("--subset", default="train-clean-100", help="folder inside --data")
     parser.add_argument("--out", type=Path, required=True, help="where to write the .npy")
     parser.add_argument("--encoder", choices=ENCODER_NAMES, default="ge2e")
     args = parser.parse_args(argv)
-    settings = Settings(encoder=args.encoder)
+    settings = CoreSettings(encoder=args.encoder)
     files = one_file_per_speaker(args.data / args.subset)
     if not files:
         print(f"no .flac files under {args.data / args.subset}", file=sys.stderr)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from analytic.evaluate import error_rates
+from analytic.lab.evaluate import error_rates
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

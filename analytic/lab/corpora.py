@@ -3,7 +3,7 @@
 Each corpus folder has a ``manifest.csv`` (``path,speaker,gender,label,...``); the committed
 ``bench/splits/<corpus>.csv`` says which half (``dev`` or ``test``) each speaker is in
 (``bench/make_splits.py``). Thresholds, calibration and cohorts are made from ``dev`` files
-only (``analytic.calibrate``); ``evaluate --household`` reports on either half.
+only (``analytic.lab.calibrate``); ``evaluate --household`` reports on either half.
 
 Every file goes through the service's own intake and encoder (``VerificationService.decode``
 and ``voiceprint``), so what is measured is what the service does; a file the intake refuses
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analytic.cli_output import Progress, no_progress
 from analytic.errors import AnalyticError
+from analytic.lab.progress import Progress, no_progress
 
 SPLITS_DIR = Path(__file__).resolve().parent.parent / "bench" / "splits"
 

@@ -18,8 +18,8 @@ import soundfile as sf
 import soxr
 
 from analytic.audio import TARGET_RATE, Clip
-from analytic.cli_output import Progress, no_progress
 from analytic.errors import AnalyticError
+from analytic.lab.progress import Progress, no_progress
 from analytic.service import VerificationService
 
 P_TARGET = 0.01
@@ -287,7 +287,7 @@ def evaluate_enrolment(
     Returns the report and a line describing the scoring. The default threshold is the one the
     service would use: the encoder's for raw cosine, the shipped AS-norm one for ``asnorm``.
     """
-    from analytic.enrol_trials import expand
+    from analytic.lab.enrol_trials import expand
     from analytic.scorenorm import ASNORM_THRESHOLDS, DEFAULT_TOP_K, load_cohort
 
     if not trials:

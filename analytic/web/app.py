@@ -15,7 +15,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.wrappers import Request
 from werkzeug.exceptions import HTTPException
 
-from analytic import __version__, auth
+from analytic import __version__
 from analytic.errors import AnalyticError, BadRequest, TooLarge
 from analytic.household import HouseholdService, build_household
 from analytic.schemas import (
@@ -28,15 +28,19 @@ from analytic.schemas import (
     validated,
 )
 from analytic.service import VerificationService
-from analytic.web_analysis import ANALYSIS_KEY, analysis_api
-from analytic.web_household import HOUSEHOLD_KEY, household_api
-from analytic.web_openapi import openapi_api
+from analytic.web import auth
+from analytic.web.analysis import ANALYSIS_KEY, analysis_api
+from analytic.web.errors import http_headers, http_status
+from analytic.web.household import HOUSEHOLD_KEY, household_api
+from analytic.web.openapi import openapi_api
+from analytic.web.settings import HttpSettings, http_settings
 
 log = logging.getLogger(__name__)
 
 SERVICE_KEY = "voicegate.service"
 BUS_STATUS_KEY = "voicegate.bus_status"
 DHT_STATUS_KEY = "voicegate.dht_status"
+HTTP_SETTINGS_KEY = "voicegate.http_settings"
 OPTION_FIELDS = ("threshold", "request_id", "requestor_id", "requestor_type")
 
 HTTP_CODES = {
@@ -68,15 +72,18 @@ def create_app(
     bus_status: Callable[[], str] | None = None,
     household: HouseholdService | None = None,
     dht_status: Callable[[], str] | None = None,
+    settings: HttpSettings | None = None,
 ) -> Flask:
     """Build the app around an already-loaded service (models load once, outside requests).
 
     ``bus_status`` and ``dht_status`` report the bus adapter's and the DHT forwarder's links
     in ``/health``; None means that link is not configured.
     """
+    settings = settings or http_settings(service.settings)
     app = Flask(__name__)
     app.request_class = InMemoryRequest
-    app.config["MAX_CONTENT_LENGTH"] = service.settings.max_request_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.extensions[HTTP_SETTINGS_KEY] = settings
     app.extensions[SERVICE_KEY] = service
     app.extensions[BUS_STATUS_KEY] = bus_status
     app.extensions[DHT_STATUS_KEY] = dht_status
@@ -86,7 +93,7 @@ def create_app(
     app.register_blueprint(household_api)
     app.extensions[ANALYSIS_KEY] = service.analysis
     app.register_blueprint(analysis_api)
-    auth.install(app, service.settings)  # tokens, rate limit, concurrency gate
+    auth.install(app, settings)  # tokens, rate limit, concurrency gate
     app.register_blueprint(openapi_api)
     app.register_error_handler(AnalyticError, _analytic_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -205,15 +212,16 @@ def _error(status: int, code: str, message: str) -> Any:
 
 
 def _analytic_error(exc: AnalyticError) -> Any:
-    log.info("refused", extra={"event": "refused", "code": exc.code, "status": exc.status})
-    body, status = _error(exc.status, exc.code, exc.message)
-    return body, status, exc.headers or {}
+    status = http_status(exc)
+    log.info("refused", extra={"event": "refused", "code": exc.code, "status": status})
+    body, status = _error(status, exc.code, exc.message)
+    return body, status, http_headers(exc)
 
 
 def _http_error(exc: HTTPException) -> Any:
     status = exc.code or 500
     if status == 413:
-        limit = _service().settings.max_request_bytes
+        limit = current_app.extensions[HTTP_SETTINGS_KEY].max_request_bytes
         return _error(413, TooLarge.code, f"request body larger than {limit} bytes")
     return _error(status, HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
 

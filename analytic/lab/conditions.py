@@ -1,7 +1,7 @@
 """Reproducible degradations of 16 kHz speech: noise, babble, reverberation, telephone, cuts.
 
-Why a module of its own: robustness figures (``analytic.robustness``, ``bench/robustness.py``)
-and training augmentation (the gender head's 8 kHz copies, ``analytic.train``) must degrade
+Why a module of its own: robustness figures (``analytic.lab.robustness``, ``bench/robustness.py``)
+and training augmentation (the gender head's 8 kHz copies, ``analytic.lab.train``) must degrade
 audio the same way, and every degradation must be repeatable: each random choice comes from
 a ``numpy.random.Generator`` the caller seeds. Only numpy, scipy and soxr are imported here;
 ``pyroomacoustics`` is imported inside ``simulated_rir`` alone, so the service never loads it.

@@ -12,7 +12,6 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel
 
-from analytic import auth
 from analytic.errors import BadRequest, UnsupportedAudio
 from analytic.household import HouseholdService, Recording
 from analytic.schemas import (
@@ -23,6 +22,7 @@ from analytic.schemas import (
     validated,
 )
 from analytic.streams import FILE, PCM, SessionInfo
+from analytic.web import auth
 
 HOUSEHOLD_KEY = "voicegate.household"
 OPTION_FIELDS = ("threshold", "request_id", "requestor_id", "requestor_type", "challenge_id")

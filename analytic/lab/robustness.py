@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analytic.conditions import Condition, rng_for
+from analytic.lab.conditions import Condition, rng_for
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ order and wrapping around, skipping the test file. Rules that keep the figures h
 A file's speaker comes from the list's ``enroll_speaker``/``test_speaker`` columns when present,
 else from the LibriSpeech file name (``<speaker>-<chapter>-<utterance>.flac``).
 
-    python -m analytic.enrol_trials bench/trials/librispeech_dev.csv --n 3   # prints the CSV
+    python -m analytic.lab.enrol_trials bench/trials/librispeech_dev.csv --n 3   # prints the CSV
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def expand(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analytic.enrol_trials", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m analytic.lab.enrol_trials",
+                                     description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("trials", type=Path, help="CSV: enroll,test,target[,enroll_speaker,...]")
     parser.add_argument("--n", type=int, default=3, help="enrolment utterances per trial")
