@@ -114,10 +114,10 @@ def fit_scale(scores: np.ndarray, is_target: np.ndarray,
 
     model = LogisticRegression(class_weight="balanced", C=1e4)
     model.fit(np.asarray(scores, dtype=np.float64).reshape(-1, 1), is_target)
-    thresholds = []
+    thresholds: list[float] = []
     for rate in FALSE_ACCEPT_GRID:
         thresholds.append(max(float(np.quantile(s, 1.0 - rate)) for s in impostor_sets))
     # Quantiles of different sets can cross; keep the table monotone (stricter at lower rates).
-    thresholds = np.maximum.accumulate(np.asarray(thresholds)[::-1])[::-1]
+    monotone = np.maximum.accumulate(np.asarray(thresholds)[::-1])[::-1]
     return ScoreScale(float(model.coef_[0, 0]), float(model.intercept_[0]),
-                      FALSE_ACCEPT_GRID, tuple(round(float(t), 6) for t in thresholds))
+                      FALSE_ACCEPT_GRID, tuple(round(float(t), 6) for t in monotone))

@@ -157,7 +157,7 @@ def pack_templates(templates: DigitTemplates) -> bytes:
     arrays = {f"d{d}_{k}": t.astype(np.float32)
               for d, items in templates.items() for k, t in enumerate(items)}
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     return buffer.getvalue()
 
 

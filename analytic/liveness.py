@@ -91,7 +91,7 @@ class LivenessService:
         heard = recogniser.recognize(samples, rate, len(challenge.digits))
         passed = heard.digits == challenge.digits and heard.fits_templates is not False
         return Liveness(passed=passed, expected=expected, heard=spaced(heard.digits),
-                        recogniser=heard.recogniser,  # type: ignore[arg-type]
+                        recogniser=heard.recogniser,
                         fits_templates=heard.fits_templates)
 
     def recogniser_for(self, external_id: str | None) -> DigitRecognizer | None:

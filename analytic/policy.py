@@ -98,9 +98,9 @@ def build_policy(settings: CoreSettings, encoder: SpeakerEncoder) -> ScorePolicy
         fixed = dict.fromkeys(("wideband", "narrowband"), ASNORM_THRESHOLDS[encoder.name])
     else:
         wide = encoder.default_threshold
-        narrow = encoder.narrowband_threshold
-        fixed = {"wideband": wide, "narrowband": wide if narrow is None else narrow}
-    narrow = None
+        narrowband = encoder.narrowband_threshold
+        fixed = {"wideband": wide, "narrowband": wide if narrowband is None else narrowband}
+    narrow: VoiceprintScorer | None = None
     if norm is not None:
         narrow_norm = load_cohort(encoder.name, encoder.embedding_size, band="narrowband")
         narrow = VoiceprintScorer(narrow_norm) if narrow_norm is not None else None

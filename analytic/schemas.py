@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -109,9 +109,9 @@ class VerificationResult(BaseModel):
 # ``RequestPostTopicUUID`` message; the SIFIS analytics API reads ``["RequestPostTopicUUID"]
 # ["value"]`` of the 200 body and forwards the whole message to the DHT unchanged.
 
-SIFIS_TOPIC_NAME = "SIFIS:Privacy_Aware_Speaker_Verification_Results"
-SIFIS_TOPIC_UUID = "Speaker_Verification_Results"
-SIFIS_DESCRIPTION = "Speaker Verification Results"
+SIFIS_TOPIC_NAME: Final = "SIFIS:Privacy_Aware_Speaker_Verification_Results"
+SIFIS_TOPIC_UUID: Final = "Speaker_Verification_Results"
+SIFIS_DESCRIPTION: Final = "Speaker Verification Results"
 
 
 class SifisValue(BaseModel):
@@ -444,7 +444,8 @@ class StreamInfo(BaseModel):
 # Shaped like the Deeptone SDK's output: a time series of per-model {result, confidence} every
 # ``output_period`` ms, optionally with a summary of fractions and the list of transitions.
 
-ANALYSIS_MODELS = ("gender", "arousal")
+AnalysisModel = Literal["gender", "arousal"]
+ANALYSIS_MODELS: tuple[AnalysisModel, ...] = ("gender", "arousal")
 SILENCE = "silence"
 NO_SPEECH = "no_speech"
 UNKNOWN = "unknown"
@@ -456,7 +457,7 @@ class AnalysisOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    models: list[Literal["gender", "arousal"]] = Field(
+    models: list[AnalysisModel] = Field(
         default_factory=lambda: list(ANALYSIS_MODELS), min_length=1,
         description="Models to run; a list or a comma-separated string.",
     )

@@ -14,9 +14,9 @@ from typing import Literal
 
 from analytic.errors import Forbidden
 
-DEFAULT = "default"
-REQUEST = "request"
 ThresholdSource = Literal["default", "request"]
+DEFAULT: ThresholdSource = "default"
+REQUEST: ThresholdSource = "request"
 
 
 class ThresholdNotAllowed(Forbidden):

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from verify import start_server  # noqa: E402
 
 FLOOR = (
-    "import os, sys; from pathlib import Path; "
+    "from pathlib import Path; from analytic.settings import CoreSettings; "
     "from analytic.encoders.campplus import CamPlusPlusEncoder; "
-    "CamPlusPlusEncoder(onnx_dir=Path(os.environ['VOICEGATE_MODEL_CACHE_DIR']).expanduser())"
+    "CamPlusPlusEncoder(onnx_dir=Path(CoreSettings().model_cache_dir).expanduser())"
 )
 WATCHED = {"torch": "libtorch_cpu", "numba": "numba", "onnxruntime": "onnxruntime",
            "scipy": "scipy", "pocketsphinx": "pocketsphinx"}

@@ -31,7 +31,8 @@ class SpeakerEncoder(Protocol):
     default_threshold: float
     # Threshold for pairs where either recording is narrowband (below 16 kHz), or None to use
     # ``default_threshold`` for those too.
-    narrowband_threshold: float | None
+    @property
+    def narrowband_threshold(self) -> float | None: ...
     # True: the encoder hears the recording's speech with pauses trimmed (GE2E's training
     # recipe); False: the whole recording (CAM++, chosen on the development halves).
     trimmed_input: bool

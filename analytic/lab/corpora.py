@@ -140,7 +140,8 @@ def _save_cache(cache: Path | None, service: object, files: list[CorpusFile],
     cache.mkdir(parents=True, exist_ok=True)
     size = service.encoder.embedding_size  # type: ignore[attr-defined]
     markers = sorted(stored)
-    vectors = np.stack([stored[m] if stored[m] is not None else np.zeros(size, np.float32)
+    blank = np.zeros(size, np.float32)
+    vectors = np.stack([v if (v := stored[m]) is not None else blank
                         for m in markers]).astype(np.float32)
     refused = np.array([stored[m] is None for m in markers])
     np.savez(_cache_file(cache, service, files, bandwidth), vectors=vectors,

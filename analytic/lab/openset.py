@@ -14,7 +14,7 @@ named. A speaker whose enrolment clips are refused is not drawn as a member.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,7 +56,7 @@ HEADER = ("| M | K | households | members named right | members told unknown | "
 
 
 def simulate(
-    files_by_speaker: dict[str, Sequence[str]],
+    files_by_speaker: Mapping[str, Sequence[str]],
     prints: dict[str, np.ndarray | None],
     scorer: VoiceprintScorer,
     threshold: Threshold,
@@ -77,12 +77,13 @@ def simulate(
         return None
     rng = np.random.default_rng(seed)
     limit = threshold(members)
-    usable = sorted(f for f, v in prints.items() if v is not None)
+    embedded = {f: v for f, v in prints.items() if v is not None}
+    usable = sorted(embedded)
     column = {name: i for i, name in enumerate(usable)}
     # Every usable file against every other, once, as the service would score each pair:
     # households then differ only in which columns are enrolled.
-    scores = scorer.sample_scores(np.stack([prints[f] for f in usable]),
-                                  np.stack([prints[f] for f in usable]))[0]
+    matrix = np.stack([embedded[f] for f in usable])
+    scores = scorer.sample_scores(matrix, matrix)[0]
     counts = dict(member_probes=0, named_right=0, told_unknown=0, confused=0, refused=0,
                   stranger_probes=0, strangers_named=0)
     for _ in range(households):

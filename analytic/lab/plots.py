@@ -51,7 +51,7 @@ def write_plots(
     plt.close(figure)
 
     figure, axes = plt.subplots(figsize=(7, 4))
-    bins = np.linspace(float(scores.min()), float(scores.max()), 50)
+    bins = np.linspace(float(scores.min()), float(scores.max()), 50).tolist()
     axes.hist(scores[~is_target], bins=bins, alpha=0.6, density=True,
               label=f"non-target ({int((~is_target).sum())})")
     axes.hist(scores[is_target], bins=bins, alpha=0.6, density=True,

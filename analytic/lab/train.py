@@ -139,7 +139,7 @@ def extract(
           f" ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **out)
+        np.savez(path, **out)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     return out
 
 

@@ -34,7 +34,7 @@ class Voiceprint:
     samples: np.ndarray
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
-    centroid: np.ndarray = field(default=None)  # type: ignore[assignment]  # set below
+    centroid: np.ndarray = field(default=None)  # type: ignore[arg-type]  # set below
 
     def __post_init__(self) -> None:
         self.samples = np.atleast_2d(np.asarray(self.samples, dtype=np.float32))
