@@ -4,6 +4,7 @@ the code does not read, and every row that names one carries its default."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,26 @@ def test_every_documented_variable_is_a_setting():
                 name = word.strip("`")
                 if name.startswith("VOICEGATE_"):
                     assert name in VARIABLES, f"{doc.name}: {name} is not a setting: {row!r}"
+
+
+def anchors(doc: Path) -> set[str]:
+    """GitHub's anchors of ``doc``'s headings: lower case, punctuation dropped, spaces to -."""
+    found = set()
+    for line in doc.read_text().splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            found.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return found
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda d: d.name)
+def test_links_between_the_manuals_lead_somewhere(doc):
+    """The reference moved out of the README into docs/: a link to a file or a section that is
+    not there any more fails here rather than in a reader's browser."""
+    for target, anchor in re.findall(r"\]\(([^)#\s]*\.md)?(?:#([^)\s]+))?\)", doc.read_text()):
+        if not target and not anchor:
+            continue
+        path = (doc.parent / target).resolve() if target else doc
+        assert path.is_file(), f"{doc.name} links {target}, which does not exist"
+        if anchor:
+            assert anchor in anchors(path), f"{doc.name} links {target}#{anchor}: no such section"
