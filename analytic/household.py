@@ -1,7 +1,7 @@
 """Household voiceprints: enrol members, then verify ("is this Alice?") or identify ("who?").
 
 Every door calls these plain methods with bytes, names and pydantic option models and gets
-pydantic results back: HTTP (``analytic/web_household.py``), the command line, and later the
+pydantic results back: HTTP (``analytic/web/household.py``), the command line, and later the
 bus. A stranger is reported as unknown: identification names the best-scoring member only when
 that score reaches the threshold, never the nearest member regardless.
 

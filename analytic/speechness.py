@@ -16,7 +16,7 @@ Refused as ``no_speech``: a flat median spectrum; a level that never moves; a sp
 that never moves; or a level spread and a spectral change both low, below what the speech
 corpora show. The thresholds were chosen from the features of a sample of each speech corpus
 in ``../shared/data`` and a development noise set; ``bench/speech_detector.py`` measures them
-on every file of those corpora and a separate noise test set (figures in the README).
+on every file of those corpora and a separate noise test set (figures in docs/security.md).
 """
 
 from __future__ import annotations

@@ -2,5 +2,5 @@
 
 The adapter only moves bytes and pydantic models between the broker and
 ``analytic.service.VerificationService``; it knows nothing about audio or models, and the core
-knows nothing about MQTT. Topics and guarantees are documented in the README, "The home bus".
+knows nothing about MQTT. Topics and guarantees are documented in docs/bus.md.
 """

@@ -145,18 +145,6 @@ def mqtt_broker(tmp_path) -> Iterator:
         broker.kill()
 
 
-@pytest.fixture
-def new_files_removed() -> Iterator[None]:
-    """The README's examples write request.json, clip.pcm, chunk.* where the reader stands, the
-    repository's root; remove what they add, and only that."""
-    before = set(os.listdir(REPO_ROOT))
-    yield
-    for name in set(os.listdir(REPO_ROOT)) - before:
-        path = REPO_ROOT / name
-        if path.is_file():
-            path.unlink()
-
-
 # --- household voiceprints: one store fixture, run on SQLite and on the real PostgreSQL ---
 # PostgreSQL: VOICEGATE_TEST_DATABASE_URL, default the server these machines run (trust auth,
 # database `test`). Each test gets its own table prefix, and its tables are dropped after.

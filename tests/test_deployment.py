@@ -3,7 +3,8 @@
 The development machines and CI have no Docker engine, so the image is never built here. These
 tests keep the Dockerfile, docker-compose.yml, the Mosquitto config, script/setup, pyproject
 and the README from drifting apart: a wrong port, a missing mount or a torch that is not the
-pinned CPU build would otherwise only show on a user's machine.
+pinned CPU build would otherwise only show on a user's machine. The manual they are checked
+against is docs/deployment.md.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from analytic.cli.settings import Settings
 pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)
 
 ROOT = Path(__file__).resolve().parent.parent
+DEPLOYMENT = ROOT / "docs" / "deployment.md"
 TORCH_PIN = "torch==2.13.0"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
@@ -79,8 +81,8 @@ def test_compose_runs_the_analytic_beside_eclipse_mosquitto(compose: dict):
     assert set(services) == {"analytic", "mosquitto"}
     image = services["mosquitto"]["image"]
     assert image.startswith("eclipse-mosquitto:")
-    readme = (ROOT / "README.md").read_text()
-    assert f"`{image}`" in readme, "the README names another Mosquitto image"
+    manual = DEPLOYMENT.read_text()
+    assert f"`{image}`" in manual, "docs/deployment.md names another Mosquitto image"
     assert services["analytic"]["build"] == "."
     assert "mosquitto" in services["analytic"]["depends_on"]
 
@@ -89,8 +91,8 @@ def test_compose_publishes_the_documented_ports_on_loopback_only(compose: dict):
     services = compose["services"]
     assert container_ports(services["analytic"]) == {Settings().port: "127.0.0.1"}
     assert container_ports(services["mosquitto"]) == {1883: "127.0.0.1"}
-    readme = (ROOT / "README.md").read_text()
-    assert "`docker-compose.yml` publishes both ports on `127.0.0.1` only" in readme
+    manual = " ".join(DEPLOYMENT.read_text().split())
+    assert "`docker-compose.yml` publishes both ports on `127.0.0.1` only" in manual
 
 
 def test_the_analytic_container_reaches_the_broker_and_listens_beyond_its_loopback(
@@ -200,7 +202,6 @@ def test_the_image_is_built_from_what_the_package_is_made_of():
     assert pyproject["project"]["requires-python"] == ">=3.11,<3.12"
 
 
-def test_the_readme_says_the_image_is_unverified():
-    readme = (ROOT / "README.md").read_text()
-    docker = readme.split("## Docker", 1)[1].split("\n## ", 1)[0]
+def test_the_manual_says_the_image_is_unverified():
+    docker = DEPLOYMENT.read_text().split("## Docker", 1)[1].split("\n## ", 1)[0]
     assert "Unverified here" in docker and "no Docker engine" in docker

@@ -1,4 +1,4 @@
-"""Access control and back-pressure on the HTTP door (analytic/auth.py), over real HTTP."""
+"""Access control and back-pressure on the HTTP door (analytic/web/auth.py), over real HTTP."""
 
 from __future__ import annotations
 

@@ -16,6 +16,10 @@ their command lines stay exactly as printed.
 
 Every block must have an ``Example`` entry, matched by text only it holds, so an example added
 to a document without a check fails the suite (``check_every_block_has_an_example``).
+
+Scratch files belong in a scratch directory, never in the checkout: the reader's ``TMPDIR`` is
+inside the test's ``tmp_path`` (so a document's ``cd "$(mktemp -d)"`` lands there), and a walk
+that leaves a new untracked file in the repository fails (``litter``).
 """
 
 from __future__ import annotations
@@ -53,7 +57,9 @@ class Example:
     ``elsewhere`` is not run here, ``why`` says where it is checked instead.
     ``output`` are patterns the block's own output must match, ``watched`` patterns the latest
     watcher must print after it, ``status`` its exit status (``mosquitto_sub -W`` ends with 27
-    when its wait is over, which is how those examples stop).
+    when its wait is over, which is how those examples stop). ``budget_s`` is how long the block
+    may run: long figures commands get budgets that fit a machine five times slower than the
+    development one.
     """
 
     key: str
@@ -62,6 +68,7 @@ class Example:
     watched: tuple[str, ...] = ()
     status: int = 0
     why: str = ""
+    budget_s: float = BLOCK_TIMEOUT_S
 
 
 def runnable_blocks(document: Path) -> list[Block]:
@@ -100,11 +107,13 @@ def reader_environment(tmp: Path, http_port: int, broker_port: int) -> dict[str,
                                   if p and p != venv_bin)
     config = tmp / "xdg-config"
     config.mkdir()
+    scratch = tmp / "tmp"
+    scratch.mkdir()
     for client in ("mosquitto_pub", "mosquitto_sub", "mosquitto_rr"):
         (config / client).write_text(f"-p {broker_port}\n")
     env.update(XDG_CONFIG_HOME=str(config), VOICEGATE_PORT=str(http_port),
                VOICEGATE_MQTT_PORT=str(broker_port), VOICEGATE_DATA_DIR=str(tmp / "data"),
-               VOICEGATE_LOG_LEVEL="WARNING")
+               VOICEGATE_LOG_LEVEL="WARNING", TMPDIR=str(scratch))
     return env
 
 
@@ -157,7 +166,8 @@ class ReaderShell:
                                         stdin=subprocess.PIPE, text=True,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def run(self, text: str, where: str) -> tuple[int, str]:
+    def run(self, text: str, where: str,
+            budget_s: float = BLOCK_TIMEOUT_S) -> tuple[int, str]:
         self.count += 1
         script, out, status = (self.workdir / f"block{self.count}.{ext}"
                                for ext in ("sh", "out", "status"))
@@ -166,11 +176,11 @@ class ReaderShell:
         self.process.stdin.write(f"{{ . {script}; }} >{out} 2>&1; echo $? >{status}.part; "
                                  f"wait; mv {status}.part {status}\n")
         self.process.stdin.flush()
-        deadline = time.monotonic() + BLOCK_TIMEOUT_S
+        deadline = time.monotonic() + budget_s
         while not status.exists():
             if time.monotonic() > deadline:
                 printed = out.read_text() if out.exists() else ""
-                pytest.fail(f"{where} still runs after {BLOCK_TIMEOUT_S:.0f} s; "
+                pytest.fail(f"{where} still runs after {budget_s:.0f} s; "
                             f"it printed:\n{printed[-4000:]}")
             time.sleep(0.1)
         return int(status.read_text()), out.read_text()
@@ -243,10 +253,11 @@ class Walk:
             stop_process(service)
         for line in text.splitlines():
             self.start(line, free_port())
+        clips = ROOT / "tests" / "data" / "librispeech"
         for n in range(4):
             status, printed = self.shell.run(
-                "python -m bus_adapter.publish_pair tests/data/librispeech/2609-156975-0000.flac "
-                f"tests/data/librispeech/2609-156975-0001.flac --request-id shared-{n}", where)
+                f"python -m bus_adapter.publish_pair {clips / '2609-156975-0000.flac'} "
+                f"{clips / '2609-156975-0001.flac'} --request-id shared-{n}", where)
             assert status == 0 and re.search(r'"decision": ?true', printed), printed
 
     def run(self, text: str, where: str, example: Example) -> None:
@@ -257,7 +268,7 @@ class Walk:
                 output = (r"EER: \d+\.\d+% at threshold",)
         if example.kind == "python":
             text = f"python - <<'VOICEGATE_EXAMPLE'\n{text}\nVOICEGATE_EXAMPLE"
-        status, printed = self.shell.run(text, where)
+        status, printed = self.shell.run(text, where, example.budget_s)
         assert status == example.status, (
             f"{where} ended with {status}, not {example.status}:\n{printed[-4000:]}")
         for pattern in output:
@@ -272,11 +283,36 @@ class Walk:
             stop_process(process)
 
 
+def untracked() -> set[str] | None:
+    """Files in the checkout that git neither tracks nor ignores; None outside a git checkout."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "-z"],
+                                cwd=ROOT, capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return set(filter(None, listed.stdout.decode().split("\0")))
+
+
+def litter(before: set[str] | None) -> list[str]:
+    """What a walk added to the checkout, removed again so one failure does not stay behind."""
+    after = untracked()
+    if before is None or after is None:
+        return []
+    added = sorted(after - before)
+    for name in added:
+        (ROOT / name).unlink(missing_ok=True)
+    return added
+
+
 def walk(document: Path, examples: list[Example], broker_port: int, tmp_path: Path) -> None:
-    """Run ``document``'s blocks in order as ``examples`` say, and check what they print."""
+    """Run ``document``'s blocks in order as ``examples`` say, and check what they print, and
+    that they left no scratch file in the checkout."""
+    before = untracked()
     reader = Walk(broker_port, tmp_path)
     try:
         for block, example in paired(document, examples):
             reader.step(block, example)
     finally:
         reader.close()
+        added = litter(before)
+    assert not added, f"{document.name}'s examples left files in the checkout: {added}"

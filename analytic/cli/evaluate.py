@@ -22,7 +22,7 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("evaluate", help="EER, error rates and minDCF of a trial list")
     evaluate.add_argument("--trials", type=Path, help="CSV: enroll,test,target")
     evaluate.add_argument("--root", type=Path, help="folder the paths start in")
-    # --- the household, open set (analytic/openset.py) ---
+    # --- the household, open set (analytic/lab/openset.py) ---
     evaluate.add_argument("--household", metavar="CORPUS",
                           help="open-set household figures on one corpus of --data (instead "
                           "of --trials): members named, told unknown, confused; strangers named")

@@ -10,7 +10,7 @@ it get waitress's own plain-text 413.
 ``connection_limit`` and ``channel_timeout`` come from the settings: with waitress's defaults
 (100 connections, 120 s) a hundred idle sockets made every route, ``/health`` included,
 unanswerable for two minutes. Internet-facing use belongs behind a reverse proxy that bounds
-connections per client (README "Security").
+connections per client (docs/security.md).
 """
 
 from __future__ import annotations
