@@ -23,8 +23,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from analytic.settings import Settings
-from bus_adapter.adapter import apply_broker_settings
 from bus_adapter.messages import AudioFile, VerificationRequest
+from bus_adapter.session import apply_broker_settings
 from bus_adapter.topics import VERIFICATION, Topics
 
 

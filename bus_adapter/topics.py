@@ -24,7 +24,7 @@ MAX_TOPIC_BYTES = 65535  # MQTT's limit for a UTF-8 topic name
 # Request kinds: each has <prefix>/<kind>/request and <prefix>/<kind>/result.
 VERIFICATION = "verification"
 ANALYSIS = "analysis"
-ENROLLMENT = "enrollment"
+ENROLMENT = "enrollment"  # the wire keeps its spelling: <prefix>/enrollment/request
 IDENTIFY = "identify"
 # Household verify ("is this alice?"): answers only (a stream's ``end``); its own topic so the
 # pairwise verification topic keeps one payload shape for the policy engines reading it.
@@ -36,7 +36,7 @@ CHALLENGE = "challenge"
 CHUNK, END = "chunk", "end"  # <prefix>/stream/<session>/chunk and .../end
 STREAM, REPLY = "stream", "reply"
 ADMIN = "admin"  # the device whose topics may enrol and loosen thresholds
-REQUEST_KINDS = (VERIFICATION, ANALYSIS, ENROLLMENT, IDENTIFY, MEMBER_VERIFICATION, CHALLENGE)
+REQUEST_KINDS = (VERIFICATION, ANALYSIS, ENROLMENT, IDENTIFY, MEMBER_VERIFICATION, CHALLENGE)
 # Device names that would make a device's topics overlap the analytic's own topics (results,
 # speaker states, the shared reply space); such a user name gets no answer, only an error.
 RESERVED_DEVICES = frozenset({STREAM, REPLY, "speaker", "error", "status", *REQUEST_KINDS})

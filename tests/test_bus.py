@@ -24,8 +24,9 @@ from analytic.schemas import VerificationResult
 from analytic.service import VerificationService
 from analytic.settings import Settings
 from analytic.web import create_app
-from bus_adapter.adapter import BusAdapter, apply_broker_settings
+from bus_adapter.adapter import BusAdapter
 from bus_adapter.messages import AudioFile, VerificationRequest
+from bus_adapter.session import apply_broker_settings
 from tests import audio_factory as make
 from tests.conftest import FEMALE_A, MALE_A, free_port, serve_in_thread
 from tests.mqtt_broker import BusProbe, MosquittoBroker, Received
