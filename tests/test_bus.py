@@ -288,7 +288,7 @@ def test_requests_survive_analytic_downtime_and_a_broker_restart(mqtt_broker, en
             for request_id in ids[8:]:
                 requester.publish(REQUEST, same_pair(request_id))
             assert eventually(lambda: adapter.status() == "disconnected")
-            assert not requester.connected
+            assert eventually(lambda: not requester.connected)  # its own network thread
             mqtt_broker.start()
 
             assert adapter.wait_connected(WAIT)
