@@ -29,6 +29,24 @@ from analytic.errors import BadRequest, Busy, NotFound, TooLong, UnsupportedAudi
 
 PCM = "pcm"  # raw signed 16-bit little-endian mono
 FILE = "file"  # a whole small audio file (WAV, FLAC, OGG, ...)
+# A chunk's content type, for every door (HTTP's Content-Type, the bus's MQTT 5 content
+# type): whole small files, decoded with libsndfile; or raw PCM (signed 16-bit little-endian
+# mono) at a declared rate. multipart/form-data is a whole file in a form (HTTP reads its
+# ``file`` field first; on the bus the payload itself is the file).
+FILE_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave",
+                        "audio/flac", "audio/x-flac", "audio/ogg", "multipart/form-data"})
+PCM_TYPES = frozenset({"audio/pcm", "application/octet-stream", ""})
+
+
+def chunk_kind(mimetype: str) -> str:
+    """``FILE`` or ``PCM`` for a chunk's content type (lower case, parameters removed);
+    ``UnsupportedAudio`` for any other type."""
+    if mimetype in FILE_TYPES:
+        return FILE
+    if mimetype in PCM_TYPES:
+        return PCM
+    raise UnsupportedAudio(f"chunk type {mimetype!r}: send audio/pcm;rate=N (16-bit "
+                           "little-endian), audio/wav or audio/flac")
 
 
 @dataclass

@@ -122,7 +122,7 @@ class AnalysisRequest(Replyable, AnalysisOptions):
 # --- issue 5: household enrolment, identification, streams ----------------------------------
 
 
-class EnrollmentRequest(Replyable, EnrolOptions):
+class EnrolmentRequest(Replyable, EnrolOptions):
     """``<prefix>/enrollment/request``: ``POST /enrollments``' fields plus the files. An empty
     ``files`` is refused by the core as ``missing_file``, as over HTTP."""
 

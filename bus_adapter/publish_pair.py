@@ -22,8 +22,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from bus_adapter.adapter import apply_broker_settings
 from bus_adapter.messages import AudioFile, VerificationRequest
+from bus_adapter.session import apply_broker_settings
 from bus_adapter.settings import BusSettings
 from bus_adapter.topics import VERIFICATION, Topics
 
@@ -53,7 +53,7 @@ def round_trip(settings: BusSettings, request: VerificationRequest, timeout: flo
 
     def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         if getattr(msg.properties, "CorrelationData", None) == correlation:
-            answer.append(msg.payload)
+            answer.append(bytes(msg.payload))
             answered.set()
 
     client = mqtt.Client(

@@ -21,10 +21,9 @@ from __future__ import annotations
 import contextlib
 import threading
 
-from analytic.errors import BadRequest, NotFound, TooLarge, UnsupportedAudio
+from analytic.errors import BadRequest, NotFound, TooLarge
 from analytic.household import Recording
-from analytic.streams import FILE, PCM, SessionInfo, StreamRegistry
-from analytic.web.household import FILE_TYPES, PCM_TYPES
+from analytic.streams import FILE, PCM, SessionInfo, StreamRegistry, chunk_kind
 
 FILE_SIGNATURES = (b"RIFF", b"RF64", b"fLaC", b"OggS")
 
@@ -39,12 +38,8 @@ def chunk_format(content_type: str | None, payload: bytes) -> tuple[str, int | N
     if not content_type or not content_type.strip():
         return (FILE, None) if payload[:4] in FILE_SIGNATURES else (PCM, None)
     mimetype, _, parameters = content_type.partition(";")
-    mimetype = mimetype.strip().lower()
-    if mimetype in FILE_TYPES:
+    if chunk_kind(mimetype.strip().lower()) == FILE:
         return FILE, None
-    if mimetype not in PCM_TYPES:
-        raise UnsupportedAudio(f"chunk type {mimetype!r}: send audio/pcm;rate=N (16-bit "
-                               "little-endian), audio/wav or audio/flac")
     rate = None
     for parameter in parameters.split(";"):
         name, _, value = parameter.partition("=")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from bus_adapter.settings import BusSettings
 
@@ -24,7 +25,7 @@ MAX_TOPIC_BYTES = 65535  # MQTT's limit for a UTF-8 topic name
 # Request kinds: each has <prefix>/<kind>/request and <prefix>/<kind>/result.
 VERIFICATION = "verification"
 ANALYSIS = "analysis"
-ENROLLMENT = "enrollment"
+ENROLMENT = "enrollment"  # the wire keeps its spelling: <prefix>/enrollment/request
 IDENTIFY = "identify"
 # Household verify ("is this alice?"): answers only (a stream's ``end``); its own topic so the
 # pairwise verification topic keeps one payload shape for the policy engines reading it.
@@ -36,7 +37,7 @@ CHALLENGE = "challenge"
 CHUNK, END = "chunk", "end"  # <prefix>/stream/<session>/chunk and .../end
 STREAM, REPLY = "stream", "reply"
 ADMIN = "admin"  # the device whose topics may enrol and loosen thresholds
-REQUEST_KINDS = (VERIFICATION, ANALYSIS, ENROLLMENT, IDENTIFY, MEMBER_VERIFICATION, CHALLENGE)
+REQUEST_KINDS = (VERIFICATION, ANALYSIS, ENROLMENT, IDENTIFY, MEMBER_VERIFICATION, CHALLENGE)
 # Device names that would make a device's topics overlap the analytic's own topics (results,
 # speaker states, the shared reply space); such a user name gets no answer, only an error.
 RESERVED_DEVICES = frozenset({STREAM, REPLY, "speaker", "error", "status", *REQUEST_KINDS})
@@ -59,7 +60,7 @@ class Incoming:
         return self.device == ADMIN
 
 
-def is_reply_topic(topic: object) -> bool:
+def is_reply_topic(topic: object) -> TypeGuard[str]:
     """A topic a requester may ask us to answer on: a concrete name, not a filter or ``$SYS``.
 
     Wildcards would make paho refuse the publish; ``$``-topics belong to the broker.

@@ -25,6 +25,7 @@ from tests.test_bus_household import (
     household_bus,
     identify,
     retained,
+    speaker_update,
     watching,
     wire_file,
 )
@@ -99,6 +100,7 @@ def test_a_device_cannot_loosen_the_threshold_nor_move_the_retained_state(mqtt_b
         # A stranger at the default threshold: the site's state says unknown.
         stranger = identify(bus, FEMALE_A[0], "who-0", site="hall")
         assert (stranger["match"], stranger["threshold_source"]) == (None, "default")
+        speaker_update(bus, "hall", stranger["analysis_id"])
         assert body(retained(mqtt_broker.port, "voicegate/speaker/hall"))["speaker"] == "unknown"
         # A device's "everyone is dad", over the shared and its own topics: refused.
         forged = {"file": wire_file(FEMALE_A[0]), "site": "hall", "threshold": -1000}

@@ -27,7 +27,7 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 ELLIPSIS_KEYS = {"...", "…"}  # "the rest", in a sample that shows only part of an object
 
 REQUESTS: list[type[BaseModel]] = [
-    messages.VerificationRequest, messages.AnalysisRequest, messages.EnrollmentRequest,
+    messages.VerificationRequest, messages.AnalysisRequest, messages.EnrolmentRequest,
     messages.IdentifyRequest, messages.StreamIdentify, messages.StreamVerify,
     messages.StreamEnrol, messages.StreamAnalyze, messages.MemberVerificationRequest,
     messages.ChallengeRequest,

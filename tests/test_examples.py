@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from analytic.schemas import VerificationResult
-from bus_adapter.adapter import UNKNOWN_SPEAKER
 from bus_adapter.discovery import speaker_discovery
 from bus_adapter.messages import SpeakerState
+from bus_adapter.publishing import UNKNOWN_SPEAKER
 from bus_adapter.topics import Topics
 
 pytestmark = pytest.mark.slow  # real services or processes (script/test --fast skips)

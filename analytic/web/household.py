@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel
 
-from analytic.errors import BadRequest, UnsupportedAudio
+from analytic.errors import BadRequest
 from analytic.household import HouseholdService, Recording
 from analytic.schemas import (
     ChallengeOptions,
@@ -21,17 +21,12 @@ from analytic.schemas import (
     StreamInfo,
     validated,
 )
-from analytic.streams import FILE, PCM, SessionInfo
+from analytic.streams import FILE, SessionInfo, chunk_kind
 from analytic.web import auth
 
 HOUSEHOLD_KEY = "voicegate.household"
 OPTION_FIELDS = ("threshold", "request_id", "requestor_id", "requestor_type", "challenge_id")
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
-# Chunk content types: whole small files, decoded with libsndfile; or raw PCM (signed 16-bit
-# little-endian mono) at the rate given by ``;rate=`` or ``?sample_rate=``.
-FILE_TYPES = {"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/flac",
-              "audio/x-flac", "audio/ogg", "multipart/form-data"}
-PCM_TYPES = {"audio/pcm", "application/octet-stream", ""}
 
 household_api = Blueprint("household", __name__)
 
@@ -181,13 +176,9 @@ def append_chunk(session_id: str) -> Any:
             raise BadRequest("multipart field 'file' with an audio chunk is required",
                              code="missing_file")
         data, kind = upload.stream.read(), FILE
-    elif mimetype in FILE_TYPES:
-        data, kind = request.get_data(cache=False), FILE
-    elif mimetype in PCM_TYPES:
-        data, kind = request.get_data(cache=False), PCM
-    else:
-        raise UnsupportedAudio(f"chunk type {mimetype!r}: send audio/pcm;rate=N (16-bit "
-                               "little-endian), audio/wav or audio/flac")
+    else:  # the content types of analytic.streams; raw PCM at ``;rate=`` or ``?sample_rate=``
+        kind = chunk_kind(mimetype)
+        data = request.get_data(cache=False)
     return _json(_stream_info(streams.append(session_id, data, kind, _rate())))
 
 
