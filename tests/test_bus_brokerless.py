@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from analytic.cli.settings import Settings
 from analytic.household import HouseholdService, build_household
 from analytic.service import VerificationService
-from analytic.settings import Settings
 from bus_adapter.decoding import Header, Refusal, parse, read_header
 from bus_adapter.dedup import RecentRequests
 from bus_adapter.dispatch import Dispatcher, request_filters
