@@ -6,8 +6,8 @@ Two recognisers behind one small interface (``DigitRecognizer.recognize``):
   twice at enrolment (``digit_templates``); a challenge answer is cut into one segment per
   digit (pauses found by energy) and each segment is matched by dynamic time warping (DTW) of
   its MFCCs against that member's ten digit templates. Chosen by measurement
-  (``bench/liveness.py``, docs/liveness.md): on FSDD development speakers it read 89 of 90
-  4-digit answers right, where the bundled pocketsphinx model read about one in three.
+  (``bench/liveness.py``, docs/liveness.md): on FSDD development speakers it read 60 of 60
+  4-digit strings right, where the bundled pocketsphinx model read 33 of 60.
 * ``PocketsphinxDigits``, speaker-independent: pocketsphinx's bundled US English model with a
   grammar of exactly the expected number of words from "zero".."nine" and "oh". Used only for
   members without templates; it is weak on 8 kHz and synthetic speech (docs/liveness.md).

@@ -1,6 +1,13 @@
-"""Measure the speech-not-noise check (``analytic/speechness.py``) on real speech and on noise.
+"""Measure the speech detector and the speech-not-noise check on real speech and on noise.
 
-    python bench/speech_detector.py --data ../shared/data [--per-corpus N] [--csv OUT]
+    python bench/speech_detector.py --data ../shared/data [--per-corpus N]
+
+Per corpus and half (``bench/splits``): files refused before the check (no speech found, or
+less than ``--min-speech-s`` of it: ``too_short``), and the speech the detector kept against
+an energy reference (the 20 ms frames within 30 dB of the clip's loud frames,
+``analytic.conditions.active_speech_s``): the median ratio, and the files where the detector
+kept less than 80% of the reference (speech lost; on noisy recordings the reference counts
+the noise floor too, so a low ratio there is a question, not proof).
 
 False refusals: of the speech files of each corpus in ``--data`` that the intake accepts
 otherwise (enough speech, not too long), the share the check refuses as ``no_speech``.
@@ -28,11 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analytic.audio import TARGET_RATE, read_mono, resample, trim_to_speech
 from analytic.cli.settings import Settings
+from analytic.lab.conditions import active_speech_s
 from analytic.speechness import looks_like_speech, speech_features
 
 CORPORA = ("librispeech", "wuw_telephone", "speech_commands", "ravdess", "emodb", "fsdd")
 _DEFAULTS = Settings()
 MIN_SPEECH_S, MAX_DURATION_S = _DEFAULTS.min_speech_s, _DEFAULTS.max_duration_s  # the service's
+SPLITS = Path(__file__).resolve().parent / "splits"
+LOST_RATIO = 0.8  # kept under this share of the energy reference: speech lost
 NOISE_KINDS = ("white", "pink", "brown", "tone", "square", "sawtooth", "chord", "melody")
 
 
@@ -83,26 +93,33 @@ def household_windows(data: Path) -> list[tuple[str, np.ndarray, int]]:
 
 
 def judge(samples: np.ndarray, rate: int, min_speech_s: float = MIN_SPEECH_S) -> str:
-    """``accepted``, ``refused`` (by the check) or ``other`` (refused before it: no speech at
-    all or too little of it)."""
-    speech = trim_to_speech(resample(samples, rate))
+    """``accepted``, ``refused`` (by the check), ``no_speech`` (the detector found none) or
+    ``too_short`` (less than ``min_speech_s`` of it)."""
+    return judge_speech(trim_to_speech(resample(samples, rate)), min_speech_s)
+
+
+def judge_speech(speech: np.ndarray, min_speech_s: float) -> str:
+    if not len(speech):
+        return "no_speech"
     if len(speech) / TARGET_RATE < min_speech_s:
-        return "other"
+        return "too_short"
     return "accepted" if looks_like_speech(speech_features(speech)) else "refused"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--per-corpus", type=int, default=0, help="0 = every file")
-    parser.add_argument("--noise-per-kind", type=int, default=100)
-    parser.add_argument("--min-speech-s", type=float, default=MIN_SPEECH_S,
-                        help="judge files with at least this much speech (the service's "
-                        "VOICEGATE_MIN_SPEECH_S, default 1.0; lower it for short commands)")
-    args = parser.parse_args(argv)
+def halves(corpus: str) -> dict[str, str]:
+    """speaker -> ``dev`` / ``test`` from ``bench/splits``; empty when the corpus has none."""
+    path = SPLITS / f"{corpus}.csv"
+    if not path.exists():
+        return {}
+    with path.open() as handle:
+        return {row["speaker"]: row["half"] for row in csv.DictReader(handle)}
 
-    total = defaultdict(int)
-    print("corpus            files  judged  refused  false refusal")
+
+def speech_corpora(args: argparse.Namespace) -> None:
+    """One line per corpus and half: refusals before the check, speech kept, false refusals."""
+    total: dict[str, int] = defaultdict(int)
+    print("corpus          half  files  unreadable  no speech  too short  judged  refused  "
+          "false refusal  kept/reference (median)  speech lost")
     for corpus in CORPORA:
         manifest = args.data / corpus / "manifest.csv"
         if not manifest.exists():
@@ -112,25 +129,63 @@ def main(argv: list[str] | None = None) -> int:
         if args.per_corpus:
             random.Random(0).shuffle(rows)
             rows = rows[:args.per_corpus]
-        counts = defaultdict(int)
+        half_of = halves(corpus)
+        counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        ratios: dict[str, list[float]] = defaultdict(list)
+        short: list[str] = []
         for row in rows:
+            half = half_of.get(row["speaker"], "-")
             data = (args.data / corpus / row["path"]).read_bytes()
             try:
                 samples, rate = read_mono(data, row["path"], MAX_DURATION_S)
             except Exception:  # unreadable or too long: not this check's business
-                counts["other"] += 1
+                counts[half]["unreadable"] += 1
                 continue
-            counts[judge(samples, rate, args.min_speech_s)] += 1
-        judged = counts["accepted"] + counts["refused"]
-        for key, value in counts.items():
-            total[key] += value
-        share = counts["refused"] / judged if judged else 0.0
-        print(f"{corpus:16} {len(rows):6} {judged:7} {counts['refused']:8}  {share:8.2%}")
+            audio = resample(samples, rate)
+            speech = trim_to_speech(audio)
+            verdict = judge_speech(speech, args.min_speech_s)
+            counts[half][verdict] += 1
+            if verdict == "too_short":
+                short.append(f"{row['path']} ({len(audio) / TARGET_RATE:.1f} s, "
+                             f"{len(speech) / TARGET_RATE:.2f} s of speech)")
+            reference = active_speech_s(audio)
+            if reference > 0:
+                ratios[half].append(len(speech) / TARGET_RATE / reference)
+        for half in sorted(counts):
+            c, r = counts[half], np.array(ratios[half])
+            judged = c["accepted"] + c["refused"]
+            for key, value in c.items():
+                total[key] += value
+            share = c["refused"] / judged if judged else 0.0
+            lost = int(np.sum(r < LOST_RATIO))
+            median = f"{np.median(r):.2f}" if len(r) else "n/a"
+            print(f"{corpus:15} {half:4} {sum(c.values()):6} {c['unreadable']:11} "
+                  f"{c['no_speech']:10} {c['too_short']:10} {judged:7} {c['refused']:8}  "
+                  f"{share:12.2%}  {median:>23}  {lost:4} ({lost / max(len(r), 1):.1%})")
+        if args.list_too_short:
+            for item in short:
+                print(f"    too short: {item}")
     judged = total["accepted"] + total["refused"]
-    print(f"{'all speech':16} {'':6} {judged:7} {total['refused']:8}  "
-          f"{total['refused'] / max(judged, 1):8.2%}")
+    print(f"{'all speech':15} {'':4} {'':6} {total['unreadable']:11} {total['no_speech']:10} "
+          f"{total['too_short']:10} {judged:7} {total['refused']:8}  "
+          f"{total['refused'] / max(judged, 1):12.2%}")
 
-    print("\nnoise             clips  refused  (other = no speech found at all)")
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--per-corpus", type=int, default=0, help="0 = every file")
+    parser.add_argument("--noise-per-kind", type=int, default=100)
+    parser.add_argument("--min-speech-s", type=float, default=MIN_SPEECH_S,
+                        help="judge files with at least this much speech (the service's "
+                        f"VOICEGATE_MIN_SPEECH_S, default {MIN_SPEECH_S:g})")
+    parser.add_argument("--list-too-short", action="store_true",
+                        help="name every speech file refused as too short")
+    args = parser.parse_args(argv)
+    speech_corpora(args)
+
+    print("\nnoise             clips  refused  (other = refused before the check: no speech, "
+          "too short)")
     noise_total = noise_refused = 0
     cases = [(kind, *synthetic(kind, 1000 + i)) for kind in NOISE_KINDS
              for i in range(args.noise_per_kind)]
@@ -142,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         refused = sum(v != "accepted" for v in verdicts)
         noise_total += len(verdicts)
         noise_refused += refused
-        print(f"{kind:16} {len(verdicts):6} {refused / len(verdicts):8.2%}  "
-              f"(other {verdicts.count('other')})")
+        other = verdicts.count("no_speech") + verdicts.count("too_short")
+        print(f"{kind:16} {len(verdicts):6} {refused / len(verdicts):8.2%}  (other {other})")
     print(f"{'all noise':16} {noise_total:6} {noise_refused / noise_total:8.2%}")
     return 0
 

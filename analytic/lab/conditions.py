@@ -109,17 +109,28 @@ def telephone(x: np.ndarray) -> np.ndarray:
 # noise
 
 
-def speech_power(x: np.ndarray) -> float:
-    """Active speech power: the mean square of the 20 ms frames within ``ACTIVE_RANGE_DB`` of
-    the clip's 95th-percentile frame (pauses and silence left out)."""
+def _active_frames(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 20 ms frames' mean squares, and which are within ``ACTIVE_RANGE_DB`` of the clip's
+    95th-percentile frame (the speech, by energy, with pauses and silence left out)."""
     x = np.asarray(x, dtype=np.float64)
     n = len(x) // LEVEL_FRAME
-    if n == 0:
-        return power(x)
     frames = np.mean(x[: n * LEVEL_FRAME].reshape(n, LEVEL_FRAME) ** 2, axis=1)
+    if n == 0:
+        return frames, frames > 0
     level = 10 * np.log10(frames + EPS)
-    active = level > np.percentile(level, 95) - ACTIVE_RANGE_DB
-    return float(np.mean(frames[active]))
+    return frames, level > np.percentile(level, 95) - ACTIVE_RANGE_DB
+
+
+def speech_power(x: np.ndarray) -> float:
+    """Active speech power: the mean square of the active 20 ms frames (``_active_frames``)."""
+    frames, active = _active_frames(x)
+    return float(np.mean(frames[active])) if len(frames) else power(x)
+
+
+def active_speech_s(x: np.ndarray) -> float:
+    """Seconds of active 20 ms frames: an energy reference for how much speech a clean
+    recording holds (``bench/speech_detector.py`` compares the speech detector's with it)."""
+    return float(np.sum(_active_frames(x)[1])) * LEVEL_FRAME / RATE
 
 
 def noise_part(noise: np.ndarray, part: str) -> np.ndarray:
