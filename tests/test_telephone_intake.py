@@ -16,8 +16,8 @@ import pytest
 import soundfile as sf
 
 from analytic.audio import AudioLimits, decode
+from analytic.cli.settings import Settings
 from analytic.errors import NoSpeech, TooShort
-from analytic.settings import Settings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 WUW = DATA / "wuw_telephone"
