@@ -8,8 +8,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from analytic.cores import available_cores
 
 MEGABYTE = 1024 * 1024
 
@@ -21,7 +23,18 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="HTTP bind address.")
     port: int = Field(7070, ge=0, le=65535, description="HTTP port.")
-    http_threads: int = Field(4, ge=1, description="waitress worker threads.")
+    cores: int | None = Field(
+        None, ge=1, le=1024,
+        description="Cores requests may use at once; unset = the cores this process may run "
+        "on (os.sched_getaffinity, else os.cpu_count()). max_concurrent, mqtt_workers and "
+        "http_threads follow it unless set, and a pair's two recordings are embedded side by "
+        "side while fewer requests than this are running.",
+    )
+    http_threads: int | None = Field(
+        None, ge=1,
+        description="waitress worker threads; unset = max_concurrent + max_waiting + 1, so "
+        "/health always has a thread.",
+    )
     http_connection_limit: int = Field(
         512, ge=8,
         description="Open HTTP connections waitress accepts at once (idle ones included); past "
@@ -153,7 +166,8 @@ class Settings(BaseSettings):
     mqtt_max_payload_bytes: int = Field(
         20 * MEGABYTE, gt=0, description="Largest request payload on the bus (as HTTP's limit)."
     )
-    mqtt_workers: int = Field(2, ge=1, description="Threads serving bus requests.")
+    mqtt_workers: int | None = Field(
+        None, ge=1, description="Threads serving bus requests; unset = cores.")
     mqtt_queue_size: int = Field(
         16, ge=1, description="Requests waiting for a worker; beyond it the reply is `busy`."
     )
@@ -287,10 +301,10 @@ class Settings(BaseSettings):
         description="Let `serve` bind to a non-loopback address with no token (trusted "
         "networks only, e.g. a container behind a port published on 127.0.0.1).",
     )
-    max_concurrent: int = Field(
-        2, ge=1,
-        description="Audio requests decoded and scored at once over HTTP; keep it below "
-        "http_threads so /health always has a thread.",
+    max_concurrent: int | None = Field(
+        None, ge=1,
+        description="Audio requests decoded and scored at once over HTTP; unset = cores. "
+        "Keep it below http_threads so /health always has a thread.",
     )
     max_waiting: int = Field(
         1, ge=0,
@@ -305,6 +319,20 @@ class Settings(BaseSettings):
         description="Requests per minute one client (its token, else its address) may make; "
         "0 = no limit. Beyond it HTTP 429 rate_limited.",
     )
+
+    @model_validator(mode="after")
+    def _follow_the_cores(self) -> Settings:
+        """Sizes left unset follow the core count: one request per core keeps every core
+        busy under load without queueing work on a busy one (issue 17)."""
+        if self.cores is None:
+            self.cores = available_cores()
+        if self.max_concurrent is None:
+            self.max_concurrent = self.cores
+        if self.mqtt_workers is None:
+            self.mqtt_workers = self.cores
+        if self.http_threads is None:
+            self.http_threads = self.max_concurrent + self.max_waiting + 1
+        return self
 
 
 @lru_cache(maxsize=1)
