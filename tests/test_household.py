@@ -214,7 +214,8 @@ def test_another_instance_enrolling_or_deleting_is_seen_by_the_next_identify(
     there = HouseholdService(verification, store_factory(TEST_KEY))
     loads = []
     snapshot = here.store.snapshot
-    monkeypatch.setattr(here.store, "snapshot", lambda enc: loads.append(enc) or snapshot(enc))
+    monkeypatch.setattr(here.store, "snapshot",
+                        lambda enc, held: loads.append(enc) or snapshot(enc, held))
     male, female = recording(MALE_A[2]), recording(FEMALE_A[2])
 
     assert here.identify(male).enrolled == 0
@@ -222,6 +223,14 @@ def test_another_instance_enrolling_or_deleting_is_seen_by_the_next_identify(
     there.enrol(EnrolOptions(external_id="mum"), [recording(p) for p in FEMALE_A[:2]])
     assert (here.identify(male).match, here.identify(female).match) == ("dad", "mum")
     assert len(loads) == 2  # nobody enrolled, then both; not once per request
+    decrypted = []
+    unseal = here.store._voiceprint
+    monkeypatch.setattr(here.store, "_voiceprint", lambda row: decrypted.append(row[0])
+                        or unseal(row))
+    there.enrol(EnrolOptions(external_id="kid"), [recording(MALE_STRANGER)])
+    assert here.identify(female).enrolled == 3
+    assert decrypted == ["kid"]  # the reload decrypts only what was written since
+    there.delete("kid")
 
     there.delete("dad")
     gone = here.identify(male)
@@ -235,7 +244,7 @@ def test_another_instance_enrolling_or_deleting_is_seen_by_the_next_identify(
     assert here.identify(female).match is None
     there.delete_all()
     assert here.identify(male).enrolled == 0
-    assert len(loads) == 5
+    assert len(loads) == 6
 
 
 def test_nothing_decrypted_is_written_anywhere(encoder, tmp_path):

@@ -95,3 +95,34 @@ def test_the_household_held_in_memory_scores_as_score_members(fixture_prints, se
             expected, expected_raw = scorer.score_members(list(enrolled.values()), probe)
             np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-9)
             np.testing.assert_allclose(raws, expected_raw, rtol=0, atol=1e-9)
+
+
+def test_a_reload_normalises_only_the_members_written_since(fixture_prints, service,
+                                                             monkeypatch):
+    """After a change, members whose stored row is unchanged keep their AS-norm statistics;
+    only new rows are normalised, and the scores still agree with ``score_members``."""
+    from analytic.voiceprints.cache import Household
+    from analytic.voiceprints.model import Voiceprint
+    from analytic.voiceprints.store import Snapshot
+
+    _, prints = fixture_prints
+    files = sorted(prints)
+    vectors = {name: prints[name][None, :] for name in files}
+    scorer = service.policy.scorer
+    before = Household.of(Snapshot(1, [Voiceprint("a", "campplus", vectors[files[0]]),
+                                       Voiceprint("b", "campplus", vectors[files[1]])],
+                                   frozenset(), (b"row-a", b"row-b")))
+    before.scores(scorer, prints[files[-1]])
+    normalised = []
+    stats = scorer.stats
+    monkeypatch.setattr(scorer, "stats", lambda rows: normalised.append(len(rows)) or stats(rows))
+    enrolled = {"a": vectors[files[0]], "b": np.vstack([vectors[files[2]], vectors[files[3]]]),
+                "c": vectors[files[4]]}
+    after = Household.of(Snapshot(2, [Voiceprint(k, "campplus", v) for k, v in enrolled.items()],
+                                  frozenset(), (b"row-a", b"row-b2", b"row-c")), before)
+    assert normalised == [3]  # b's two new samples and c's one; a's carried over
+    for probe in prints.values():
+        scores, _ = after.scores(scorer, probe)
+        expected, _ = scorer.score_members(list(enrolled.values()), probe)
+        np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
+    assert normalised == [3]

@@ -22,12 +22,13 @@ any change with one cheap read per request.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 import threading
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,11 +53,19 @@ class StoreError(Exception):
 @dataclass(frozen=True)
 class Snapshot:
     """The voiceprints of one encoder as of ``version``, and which other encoders the store
-    holds voiceprints of (identify refuses to leave those out silently)."""
+    holds voiceprints of (identify refuses to leave those out silently). ``digests[i]`` names
+    the stored row of ``voiceprints[i]``: it changes whenever that row is written."""
 
     version: int
     voiceprints: list[Voiceprint]
     other_encoders: frozenset[str]
+    digests: tuple[bytes, ...] = ()
+
+
+def row_digest(blob: bytes) -> bytes:
+    """A stored row's name for "unchanged since": a hash of its sealed vectors (a Fernet token
+    is new, with a fresh IV, at every write)."""
+    return hashlib.blake2b(bytes(blob), digest_size=16).digest()
 
 
 @dataclass(frozen=True)
@@ -109,8 +118,9 @@ class VoiceprintStore(ABC):
         """A number that changes with every enrolment or deletion, by any instance."""
 
     @abstractmethod
-    def snapshot(self, encoder: str) -> Snapshot:
-        """``all(encoder)`` with the version it is at least as new as."""
+    def snapshot(self, encoder: str, held: Mapping[bytes, Voiceprint] | None = None) -> Snapshot:
+        """``all(encoder)`` with the version it is at least as new as; rows whose digest is in
+        ``held`` are taken from there instead of being decrypted again."""
 
     @abstractmethod
     def set_digit_templates(self, external_id: str, blob: bytes) -> None:
@@ -310,7 +320,7 @@ class SqlVoiceprintStore(VoiceprintStore):
             (version,) = cur.fetchone()
         return int(version)
 
-    def snapshot(self, encoder: str) -> Snapshot:
+    def snapshot(self, encoder: str, held: Mapping[bytes, Voiceprint] | None = None) -> Snapshot:
         with self._transaction() as cur:
             # The version first: under PostgreSQL's READ COMMITTED each statement sees the
             # latest commits, so rows read after it are at least as new as it says (a change
@@ -323,7 +333,11 @@ class SqlVoiceprintStore(VoiceprintStore):
             cur.execute(self._sql(f"SELECT DISTINCT encoder FROM {self.table} "
                                   "WHERE encoder <> ?"), (encoder,))
             others = frozenset(name for (name,) in cur.fetchall())
-        return Snapshot(int(version), [self._voiceprint(row) for row in rows], others)
+        digests = tuple(row_digest(row[3]) for row in rows)
+        held = held or {}
+        prints = [held[d] if d in held else self._voiceprint(row)
+                  for d, row in zip(digests, rows, strict=True)]
+        return Snapshot(int(version), prints, others, digests)
 
     def set_digit_templates(self, external_id: str, blob: bytes) -> None:
         with self._transaction(external_id) as cur:
