@@ -9,7 +9,8 @@ Scores are AS-norm against the cohort shipped for the encoder when there is one 
 otherwise, said in every answer as ``score_norm``); a member's score is the mean of the scores
 of their enrolment samples (the centroid is stored too, but scores on a scale that rises with
 the number of samples). Both choices and the thresholds were made on the
-development speakers only (docs/household.md).
+development speakers only (docs/household.md). Identify scores against the members held in
+memory (``voiceprints/cache.py``), reloaded only when the store says it changed.
 
 Activity is logged as one JSON line per event (``enrolled``, ``verified``, ``identified``,
 ``deleted``) on the ``analytic.activity`` logger: ids, counts, scores and decisions, never audio
@@ -18,6 +19,7 @@ or vectors.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import uuid
 from collections.abc import Callable
@@ -48,6 +50,7 @@ from analytic.service import VerificationService, file_report
 from analytic.settings import CoreSettings
 from analytic.streams import StreamRegistry
 from analytic.thresholds import choose_threshold
+from analytic.voiceprints.cache import VoiceprintCache
 from analytic.voiceprints.crypto import Sealer, load_key
 from analytic.voiceprints.model import Voiceprint
 from analytic.voiceprints.store import VoiceprintInfo, VoiceprintStore, open_store
@@ -73,6 +76,7 @@ class HouseholdService:
         self.settings: CoreSettings = verification.settings
         self.encoder = verification.encoder
         self.store = store
+        self.members = VoiceprintCache(store)
         # The pair door's scale and calibration (analytic/policy.py): one promise everywhere.
         self.policy = verification.policy
         self.scorer = self.policy.scorer
@@ -219,16 +223,16 @@ class HouseholdService:
         """Who is speaking: the best member at or above threshold, else ``match`` null."""
         options = options or HouseholdOptions()
         challenge = self.liveness.take(options.challenge_id)  # used up even if refused below
-        members: list[Voiceprint] = self.store.all(self.encoder.name)
-        self._refuse_other_encoders()
+        household = self.members.household(self.encoder.name)
+        self._refuse_other_encoders(household.other_encoders)
         clip, test = self._embed(recording)
         bandwidth = min(clip.sample_rate, TARGET_RATE)
         threshold, source = self._threshold(options, privileged,
-                                            self.threshold_for(len(members), bandwidth))
-        scores, raws = self.scorer.score_members([m.samples for m in members], test)
+                                            self.threshold_for(household.members, bandwidth))
+        scores, raws = household.scores(self.scorer, test)
         order = np.argsort(-scores, kind="stable")[: self.settings.identify_candidates]
         candidates = [
-            Candidate(external_id=members[i].external_id, score=round(float(scores[i]), 6),
+            Candidate(external_id=household.ids[i], score=round(float(scores[i]), 6),
                       raw_score=round(float(raws[i]), 6))
             for i in order
         ]
@@ -254,7 +258,7 @@ class HouseholdService:
             threshold_source=source,
             score_norm=self.scorer.name,
             candidates=candidates,
-            enrolled=len(members),
+            enrolled=household.members,
             model=self.encoder.name,
             request_id=options.request_id,
             requestor_id=options.requestor_id,
@@ -285,7 +289,7 @@ class HouseholdService:
         return self.liveness.issue(options)
 
     def enrol_digits(self, options: EnrolOptions,
-                     recordings: list[Recording]) -> DigitEnrolmentResult:
+                     recordings: builtins.list[Recording]) -> DigitEnrolmentResult:
         """Digit templates from recordings of "zero one two ... nine" (member must exist)."""
         if self.store.info(options.external_id) is None:
             raise NotFound(f"{options.external_id!r} is not enrolled")
@@ -300,7 +304,7 @@ class HouseholdService:
                     templates_per_digit=per_digit)
         return result
 
-    def _decode_enrolment(self, recordings: list[Recording]) -> list[Clip]:
+    def _decode_enrolment(self, recordings: builtins.list[Recording]) -> builtins.list[Clip]:
         """Every recording of an enrolment (voiceprint or digits) decoded, or the refusal: none
         at all, more than ``max_enrol_files``, or one the intake refuses."""
         if not recordings:
@@ -321,10 +325,10 @@ class HouseholdService:
         clip = self.verification.decode(data, name)
         return clip, self.verification.voiceprint(clip)
 
-    def _refuse_other_encoders(self) -> None:
+    def _refuse_other_encoders(self, encoders: frozenset[str]) -> None:
         """Identify would silently leave out voiceprints another encoder made (their scores
         mean nothing to this one): refuse instead, saying how to fix it."""
-        others = sorted({v.encoder for v in self.store.list()} - {self.encoder.name})
+        others = sorted(encoders - {self.encoder.name})
         if others:
             raise Conflict(
                 f"the store holds voiceprints enrolled with encoder {', '.join(others)}; this "
@@ -341,6 +345,7 @@ class HouseholdService:
                 log.exception("household listener failed", extra={"event": "listener_failed"})
 
     def close(self) -> None:
+        self.members.clear()
         self.store.close()
 
 

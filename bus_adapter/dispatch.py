@@ -58,7 +58,7 @@ class Dispatcher:
         self._kinds = calls.kinds()
         self._stream_end = calls.stream_end()
         self._streams = calls.streams
-        self._pool = WorkerPool(settings.mqtt_workers, settings.mqtt_queue_size)
+        self._pool = WorkerPool(settings.mqtt_workers or 1, settings.mqtt_queue_size)
         # One thread, so chunks keep their order; off the network thread, so decoding a chunk
         # never stalls pings, acknowledgements and every other device's requests.
         self._chunk_pool = WorkerPool(

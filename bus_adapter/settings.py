@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from analytic.settings import MEGABYTE, VoicegateSettings
 
@@ -68,7 +68,8 @@ class BusSettings(VoicegateSettings):
     mqtt_max_payload_bytes: int = Field(
         20 * MEGABYTE, gt=0, description="Largest request payload on the bus (as HTTP's limit)."
     )
-    mqtt_workers: int = Field(2, ge=1, description="Threads serving bus requests.")
+    mqtt_workers: int | None = Field(
+        None, ge=1, description="Threads serving bus requests; unset = cores.")
     mqtt_queue_size: int = Field(
         16, ge=1, description="Requests waiting for a worker; beyond it the reply is `busy`."
     )
@@ -86,6 +87,13 @@ class BusSettings(VoicegateSettings):
         description="Also publish SIFIS-Home wrapped results here; empty = off.",
     )
 
+
+    @model_validator(mode="after")
+    def _size_the_bus_workers(self) -> BusSettings:
+        """Unset, the bus serves one request per core (``cores``, counted by the base)."""
+        if self.mqtt_workers is None:
+            self.mqtt_workers = self.cores
+        return self
 
 def bus_settings(settings: object) -> BusSettings:
     """The bus's part of the process's settings (``serve`` reads all concerns at once), or the

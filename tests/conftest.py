@@ -197,4 +197,4 @@ def store_factory(request, tmp_path):
 
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {prefix}voiceprints, {prefix}voiceprint_meta, "
-                         f"{prefix}digit_templates")
+                         f"{prefix}digit_templates, {prefix}voiceprint_version")

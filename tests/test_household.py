@@ -207,6 +207,68 @@ def test_the_household_on_each_store(encoder, store_factory):
     assert service.delete_all().deleted == 1
 
 
+def test_another_instance_enrolling_or_deleting_is_seen_by_the_next_identify(
+        encoder, store_factory, monkeypatch):
+    """Two instances on one store (one SQLite file, or one PostgreSQL database): the members
+    this one holds in memory are reloaded when, and only when, the other changes them."""
+    verification = VerificationService(Settings(), encoder)
+    here = HouseholdService(verification, store_factory(TEST_KEY))
+    there = HouseholdService(verification, store_factory(TEST_KEY))
+    loads = []
+    snapshot = here.store.snapshot
+    monkeypatch.setattr(here.store, "snapshot",
+                        lambda enc, held: loads.append(enc) or snapshot(enc, held))
+    male, female = recording(MALE_A[2]), recording(FEMALE_A[2])
+
+    assert here.identify(male).enrolled == 0
+    there.enrol(EnrolOptions(external_id="dad"), [recording(p) for p in MALE_A[:2]])
+    there.enrol(EnrolOptions(external_id="mum"), [recording(p) for p in FEMALE_A[:2]])
+    assert (here.identify(male).match, here.identify(female).match) == ("dad", "mum")
+    assert len(loads) == 2  # nobody enrolled, then both; not once per request
+    decrypted = []
+    unseal = here.store._voiceprint
+    monkeypatch.setattr(here.store, "_voiceprint", lambda row: decrypted.append(row[0])
+                        or unseal(row))
+    there.enrol(EnrolOptions(external_id="kid"), [recording(MALE_STRANGER)])
+    assert here.identify(female).enrolled == 3
+    assert decrypted == ["kid"]  # the reload decrypts only what was written since
+    there.delete("kid")
+
+    there.delete("dad")
+    gone = here.identify(male)
+    assert gone.match is None and gone.enrolled == 1
+    assert [c.external_id for c in gone.candidates] == ["mum"]  # never named, nor a candidate
+
+    # Same ids and count, other samples: still seen.
+    there.enrol(EnrolOptions(external_id="mum", replace=True),
+                [recording(p) for p in MALE_A[:2]])
+    assert here.identify(male).match == "mum"
+    assert here.identify(female).match is None
+    there.delete_all()
+    assert here.identify(male).enrolled == 0
+    assert len(loads) == 6
+
+
+def test_nothing_decrypted_is_written_anywhere(encoder, tmp_path):
+    """The members held in memory for identify stay there: after enrolling and identifying,
+    no file in the data directory (database, journal, anything new) holds a clear vector."""
+    settings = Settings(data_dir=str(tmp_path), voiceprint_key=TEST_KEY)
+    service = build_household(VerificationService(settings, encoder))
+    service.enrol(EnrolOptions(external_id="dad"), [recording(p) for p in MALE_A[:2]])
+    service.enrol(EnrolOptions(external_id="mum"), [recording(p) for p in FEMALE_A[:2]])
+    for probe in (MALE_A[2], FEMALE_A[2], MALE_STRANGER):
+        service.identify(recording(probe))
+    held = service.members.household(service.encoder.name)
+    assert held.members == 2 and not held.samples.flags.writeable
+    needles = [row.astype(np.float32).tobytes()[:32] for row in held.samples]
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert [p.name for p in files] == ["voiceprints.sqlite"]
+    for path in files:
+        data = path.read_bytes()
+        assert not any(needle in data for needle in needles), path
+    service.close()
+
+
 def test_raw_cosine_when_normalisation_is_off(encoder, tmp_path):
     settings = Settings(data_dir=str(tmp_path), score_norm="none")
     service = build_household(VerificationService(settings, encoder))

@@ -71,3 +71,58 @@ def test_refused_clips_are_members_told_unknown_and_strangers_not_named(fixture_
                        enroll=1, households=1)
     assert figures.refused == 1 and figures.told_unknown == 1
     assert figures.strangers_named == 1 and figures.stranger_probes == 2
+
+
+def test_the_household_held_in_memory_scores_as_score_members(fixture_prints, service):
+    """Identify scores against one stacked matrix with cached AS-norm statistics
+    (``voiceprints/cache.py``); it must agree with ``score_members`` (and so with the figures
+    above) to the last digit the service reports, with members of different sample counts."""
+    from analytic.voiceprints.cache import Household
+    from analytic.voiceprints.model import Voiceprint
+    from analytic.voiceprints.store import Snapshot
+
+    speakers, prints = fixture_prints
+    enrolled = {s: np.stack([prints[f] for f in files[:n]])
+                for (s, files), n in zip(sorted(speakers.items()), (1, 2, 3, 1), strict=False)}
+    household = Household.of(Snapshot(7, [Voiceprint(s, "campplus", v)
+                                          for s, v in enrolled.items()], frozenset()))
+    assert household.members == len(enrolled) and household.version == 7
+    scorer = service.policy.scorer
+    assert scorer.name == "asnorm"
+    for probe in prints.values():
+        for _ in range(2):  # computed, then from the held statistics
+            scores, raws = household.scores(scorer, probe)
+            expected, expected_raw = scorer.score_members(list(enrolled.values()), probe)
+            np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-9)
+            np.testing.assert_allclose(raws, expected_raw, rtol=0, atol=1e-9)
+
+
+def test_a_reload_normalises_only_the_members_written_since(fixture_prints, service,
+                                                             monkeypatch):
+    """After a change, members whose stored row is unchanged keep their AS-norm statistics;
+    only new rows are normalised, and the scores still agree with ``score_members``."""
+    from analytic.voiceprints.cache import Household
+    from analytic.voiceprints.model import Voiceprint
+    from analytic.voiceprints.store import Snapshot
+
+    _, prints = fixture_prints
+    files = sorted(prints)
+    vectors = {name: prints[name][None, :] for name in files}
+    scorer = service.policy.scorer
+    before = Household.of(Snapshot(1, [Voiceprint("a", "campplus", vectors[files[0]]),
+                                       Voiceprint("b", "campplus", vectors[files[1]])],
+                                   frozenset(), (b"row-a", b"row-b")))
+    before.scores(scorer, prints[files[-1]])
+    normalised = []
+    stats = scorer.stats
+    monkeypatch.setattr(scorer, "stats", lambda rows: normalised.append(len(rows)) or stats(rows))
+    enrolled = {"a": vectors[files[0]], "b": np.vstack([vectors[files[2]], vectors[files[3]]]),
+                "c": vectors[files[4]]}
+    after = Household.of(Snapshot(2, [Voiceprint(k, "campplus", v) for k, v in enrolled.items()],
+                                  frozenset(), (b"row-a", b"row-b2", b"row-c")), before)
+    assert normalised == [3]  # b's two new samples and c's one; a's carried over
+    for probe in prints.values():
+        scores, _ = after.scores(scorer, probe)
+        expected, _ = scorer.score_members(list(enrolled.values()), probe)
+        np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
+    assert normalised == [3]

@@ -14,6 +14,7 @@ import numpy as np
 from analytic.scorenorm import AsNorm
 
 NormName = Literal["asnorm", "none"]
+Stats = tuple[np.ndarray, np.ndarray]  # AS-norm mean and std of each row against the cohort
 
 
 class VoiceprintScorer:
@@ -26,16 +27,23 @@ class VoiceprintScorer:
     def name(self) -> NormName:
         return "asnorm" if self.norm is not None else "none"
 
+    def stats(self, samples: np.ndarray) -> Stats | None:
+        """What AS-norm needs of enrolment rows, whatever they are scored against: a holder of
+        many voiceprints (``cache.py``) computes it once per change, not once per request."""
+        return None if self.norm is None else self.norm.stats(samples)
+
     def sample_scores(
-        self, samples: np.ndarray, tests: np.ndarray
+        self, samples: np.ndarray, tests: np.ndarray, sample_stats: Stats | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(score, raw cosine) of every test row against every sample row: (tests, samples)."""
+        """(score, raw cosine) of every test row against every sample row: (tests, samples).
+
+        ``sample_stats``: ``stats(samples)`` when the caller already has it."""
         samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
         tests = np.atleast_2d(np.asarray(tests, dtype=np.float32))
         raw = np.clip(tests @ samples.T, -1.0, 1.0).astype(np.float64)
         if self.norm is None:
             return raw, raw
-        mean_s, std_s = self.norm.stats(samples)
+        mean_s, std_s = sample_stats if sample_stats is not None else self.norm.stats(samples)
         mean_t, std_t = self.norm.stats(tests)
         return self.norm.normalise_many(raw, (mean_s[None, :], std_s[None, :]),
                                         (mean_t[:, None], std_t[:, None])), raw
@@ -64,8 +72,16 @@ class VoiceprintScorer:
             return empty, empty
         rows = [np.atleast_2d(np.asarray(m, dtype=np.float32)) for m in members]
         owner = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
-        scores, raw = self.sample_scores(np.vstack(rows), test)
-        return member_means(scores[0], owner, len(rows)), member_means(raw[0], owner, len(rows))
+        return self.score_owned(np.vstack(rows), owner, len(rows), test)
+
+    def score_owned(
+        self, samples: np.ndarray, owner: np.ndarray, members: int, test: np.ndarray,
+        sample_stats: Stats | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``score_members`` on the members' samples stacked into one matrix, ``owner[i]``
+        the member of row ``i``: one matrix product for the whole household."""
+        scores, raw = self.sample_scores(samples, test, sample_stats)
+        return member_means(scores[0], owner, members), member_means(raw[0], owner, members)
 
 
 def member_means(sample_scores: np.ndarray, owner: np.ndarray, members: int) -> np.ndarray:

@@ -7,22 +7,29 @@ database can hold several stores):
     <prefix>voiceprint_meta  key, value        format version, "encryption", the key check
     <prefix>voiceprints      external_id, encoder, sample_count, vectors, created_at, updated_at
     <prefix>digit_templates  external_id, templates, updated_at   (liveness, issue 16)
+    <prefix>voiceprint_version  id, version   one row, bumped with every change of voiceprints
 
 ``vectors`` holds the per-sample embeddings and their centroid, Fernet-encrypted when the store
 has a key (``crypto.py``); ids, encoder names, counts and dates stay readable so listing needs no
 decryption. Audio is never stored. Whether a store is encrypted is decided when it is first
 opened and recorded in the meta table: opening an encrypted store without its key, or with
 another key, fails rather than starting empty.
+
+The version row is raised in the same transaction as every enrolment and deletion, by whichever
+instance makes it, so an instance that keeps the voiceprints in memory (``cache.py``) learns of
+any change with one cheap read per request.
 """
 
 from __future__ import annotations
 
+import builtins
+import hashlib
 import re
 import sqlite3
 import threading
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +49,24 @@ PREFIX_PATTERN = re.compile(r"^([a-z_][a-z0-9_]{0,40})?$")
 
 class StoreError(Exception):
     """The store cannot be opened as configured (locked, wrong key, bad URL, mixed state)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The voiceprints of one encoder as of ``version``, and which other encoders the store
+    holds voiceprints of (identify refuses to leave those out silently). ``digests[i]`` names
+    the stored row of ``voiceprints[i]``: it changes whenever that row is written."""
+
+    version: int
+    voiceprints: list[Voiceprint]
+    other_encoders: frozenset[str]
+    digests: tuple[bytes, ...] = ()
+
+
+def row_digest(blob: bytes) -> bytes:
+    """A stored row's name for "unchanged since": a hash of its sealed vectors (a Fernet token
+    is new, with a fresh IV, at every write)."""
+    return hashlib.blake2b(bytes(blob), digest_size=16).digest()
 
 
 @dataclass(frozen=True)
@@ -85,9 +110,18 @@ class VoiceprintStore(ABC):
     def list(self) -> list[VoiceprintInfo]: ...
 
     @abstractmethod
-    def all(self, encoder: str) -> list[Voiceprint]:
+    def all(self, encoder: str) -> builtins.list[Voiceprint]:
         """Every voiceprint made by ``encoder`` (the only ones a new embedding can be scored
         against)."""
+
+    @abstractmethod
+    def version(self) -> int:
+        """A number that changes with every enrolment or deletion, by any instance."""
+
+    @abstractmethod
+    def snapshot(self, encoder: str, held: Mapping[bytes, Voiceprint] | None = None) -> Snapshot:
+        """``all(encoder)`` with the version it is at least as new as; rows whose digest is in
+        ``held`` are taken from there instead of being decrypted again."""
 
     @abstractmethod
     def set_digit_templates(self, external_id: str, blob: bytes) -> None:
@@ -122,6 +156,7 @@ class SqlVoiceprintStore(VoiceprintStore):
         self.meta_table = f"{table_prefix}voiceprint_meta"
         self.table = f"{table_prefix}voiceprints"
         self.digits_table = f"{table_prefix}digit_templates"
+        self.version_table = f"{table_prefix}voiceprint_version"
         self.encrypted = sealer.encrypted
 
     # --- dialect hooks ---
@@ -155,6 +190,10 @@ class SqlVoiceprintStore(VoiceprintStore):
                 f"CREATE TABLE IF NOT EXISTS {self.digits_table} (external_id TEXT PRIMARY KEY, "
                 f"templates {self.blob_type} NOT NULL, updated_at {self.time_type} NOT NULL)"
             )
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {self.version_table} "
+                        "(id INTEGER PRIMARY KEY, version BIGINT NOT NULL)")
+            cur.execute(f"INSERT INTO {self.version_table} (id, version) SELECT 1, 0 "
+                        f"WHERE NOT EXISTS (SELECT 1 FROM {self.version_table})")
             cur.execute(self._sql(f"SELECT key, value FROM {self.meta_table}"))
             meta = dict(cur.fetchall())
             cur.execute(f"SELECT COUNT(*) FROM {self.table}")
@@ -209,6 +248,11 @@ class SqlVoiceprintStore(VoiceprintStore):
         return VoiceprintInfo(external_id, encoder, int(count), self._time_in(created),
                               self._time_in(updated))
 
+    def _bump(self, cur: Any) -> None:
+        """Mark a change of the voiceprints, inside the transaction that makes it (the row lock
+        also orders concurrent writers, so no two changes share a version)."""
+        cur.execute(f"UPDATE {self.version_table} SET version = version + 1 WHERE id = 1")
+
     _COLUMNS = "external_id, encoder, sample_count, vectors, created_at, updated_at"
     _INFO_COLUMNS = "external_id, encoder, sample_count, created_at, updated_at"
 
@@ -245,6 +289,7 @@ class SqlVoiceprintStore(VoiceprintStore):
                 (external_id, encoder, print_.sample_count, blob,
                  self._time_out(print_.created_at), self._time_out(print_.updated_at)),
             )
+            self._bump(cur)
         return print_
 
     def get(self, external_id: str) -> Voiceprint | None:
@@ -267,12 +312,33 @@ class SqlVoiceprintStore(VoiceprintStore):
             rows = cur.fetchall()
         return [self._info(row) for row in rows]
 
-    def all(self, encoder: str) -> list[Voiceprint]:
+    def all(self, encoder: str) -> builtins.list[Voiceprint]:
+        return self.snapshot(encoder).voiceprints
+
+    def version(self) -> int:
         with self._transaction() as cur:
+            cur.execute(f"SELECT version FROM {self.version_table} WHERE id = 1")
+            (version,) = cur.fetchone()
+        return int(version)
+
+    def snapshot(self, encoder: str, held: Mapping[bytes, Voiceprint] | None = None) -> Snapshot:
+        with self._transaction() as cur:
+            # The version first: under PostgreSQL's READ COMMITTED each statement sees the
+            # latest commits, so rows read after it are at least as new as it says (a change
+            # in between costs one more reload, never a stale cache).
+            cur.execute(f"SELECT version FROM {self.version_table} WHERE id = 1")
+            (version,) = cur.fetchone()
             cur.execute(self._sql(f"SELECT {self._COLUMNS} FROM {self.table} WHERE encoder = ? "
                                   "ORDER BY external_id"), (encoder,))
             rows = cur.fetchall()
-        return [self._voiceprint(row) for row in rows]
+            cur.execute(self._sql(f"SELECT DISTINCT encoder FROM {self.table} "
+                                  "WHERE encoder <> ?"), (encoder,))
+            others = frozenset(name for (name,) in cur.fetchall())
+        digests = tuple(row_digest(row[3]) for row in rows)
+        held = held or {}
+        prints = [held[d] if d in held else self._voiceprint(row)
+                  for d, row in zip(digests, rows, strict=True)]
+        return Snapshot(int(version), prints, others, digests)
 
     def set_digit_templates(self, external_id: str, blob: bytes) -> None:
         with self._transaction(external_id) as cur:
@@ -300,13 +366,18 @@ class SqlVoiceprintStore(VoiceprintStore):
                         (external_id,))
             cur.execute(self._sql(f"DELETE FROM {self.table} WHERE external_id = ?"),
                         (external_id,))
-            return cur.rowcount > 0
+            deleted = cur.rowcount > 0
+            if deleted:
+                self._bump(cur)
+            return deleted
 
     def delete_all(self) -> int:
         with self._transaction("all") as cur:
             cur.execute(f"DELETE FROM {self.digits_table}")
             cur.execute(f"DELETE FROM {self.table}")
-            return int(cur.rowcount)
+            deleted = int(cur.rowcount)
+            self._bump(cur)
+            return deleted
 
     def drop(self) -> None:
         """Remove both tables (tests, and a clean uninstall)."""
@@ -314,6 +385,7 @@ class SqlVoiceprintStore(VoiceprintStore):
             cur.execute(f"DROP TABLE IF EXISTS {self.digits_table}")
             cur.execute(f"DROP TABLE IF EXISTS {self.table}")
             cur.execute(f"DROP TABLE IF EXISTS {self.meta_table}")
+            cur.execute(f"DROP TABLE IF EXISTS {self.version_table}")
 
 
 class SqliteVoiceprintStore(SqlVoiceprintStore):

@@ -207,7 +207,7 @@ def install(app: Flask, settings: HttpSettings) -> None:
         api_token=_secret(settings.api_token),
         admin_token=_secret(settings.admin_token),
         limiter=RateLimiter(settings.rate_limit_per_min) if settings.rate_limit_per_min else None,
-        gate=Gate(settings.max_concurrent, settings.max_waiting, settings.max_wait_s),
+        gate=Gate(settings.max_concurrent or 1, settings.max_waiting, settings.max_wait_s),
     )
     app.before_request(_before)
     app.teardown_request(_teardown)

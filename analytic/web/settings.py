@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from analytic.settings import MEGABYTE, VoicegateSettings
 
@@ -12,7 +12,11 @@ class HttpSettings(VoicegateSettings):
 
     host: str = Field("127.0.0.1", description="HTTP bind address.")
     port: int = Field(7070, ge=0, le=65535, description="HTTP port.")
-    http_threads: int = Field(4, ge=1, description="waitress worker threads.")
+    http_threads: int | None = Field(
+        None, ge=1,
+        description="waitress worker threads; unset = max_concurrent + max_waiting + 1, so "
+        "/health always has a thread.",
+    )
     http_connection_limit: int = Field(
         512, ge=8,
         description="Open HTTP connections waitress accepts at once (idle ones included); past "
@@ -39,10 +43,10 @@ class HttpSettings(VoicegateSettings):
         description="Let `serve` bind to a non-loopback address with no token (trusted "
         "networks only, e.g. a container behind a port published on 127.0.0.1).",
     )
-    max_concurrent: int = Field(
-        2, ge=1,
-        description="Audio requests decoded and scored at once over HTTP; keep it below "
-        "http_threads so /health always has a thread.",
+    max_concurrent: int | None = Field(
+        None, ge=1,
+        description="Audio requests decoded and scored at once over HTTP; unset = cores. "
+        "Keep it below http_threads so /health always has a thread.",
     )
     max_waiting: int = Field(
         1, ge=0,
@@ -58,6 +62,15 @@ class HttpSettings(VoicegateSettings):
         "0 = no limit. Beyond it HTTP 429 rate_limited.",
     )
 
+
+    @model_validator(mode="after")
+    def _size_the_http_workers(self) -> HttpSettings:
+        """Unset sizes follow ``cores`` (counted by the shared base first)."""
+        if self.max_concurrent is None:
+            self.max_concurrent = self.cores
+        if self.http_threads is None:
+            self.http_threads = (self.max_concurrent or 1) + self.max_waiting + 1
+        return self
 
 def http_settings(settings: object) -> HttpSettings:
     """The HTTP door's part of the process's settings (``serve`` reads all concerns at once),
