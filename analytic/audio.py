@@ -43,6 +43,7 @@ TARGET_DBFS = -30.0
 # Frames quieter than this (relative to full scale) are silence whatever the VAD says; it stops
 # dither and hum from counting as speech once the clip has been brought up in level.
 SILENCE_RMS = 10 ** (-60 / 20)
+LOW_CUT_ORDER = 4  # band_limit's low cut: Butterworth, forward and backward
 
 
 @dataclass(frozen=True)
@@ -143,16 +144,25 @@ def resample(samples: np.ndarray, rate: int) -> np.ndarray:
     return soxr.resample(samples, rate, TARGET_RATE, quality="HQ").astype(np.float32)
 
 
-def band_limit(speech: np.ndarray, rate: int) -> np.ndarray:
-    """16 kHz speech reduced to what a ``rate`` recording holds (nothing above rate / 2).
+def band_limit(speech: np.ndarray, rate: int, low_hz: float = 0.0) -> np.ndarray:
+    """16 kHz speech reduced to what a ``rate`` recording holds (nothing above rate / 2), and
+    with ``low_hz`` nothing below that either.
 
     A voiceprint of wideband speech and one of 8 kHz telephone speech differ by the missing
     upper band alone; comparing them as they are rejects the same person (16-26% false rejects
-    on LibriSpeech). Cutting the wider one down first makes the pair comparable.
+    on LibriSpeech). Cutting the wider one down first makes the pair comparable. A telephone
+    line also cuts below 300 Hz; cutting the wideband side there too (``low_hz``) was tried
+    and not shipped (docs/robustness.md, ``evaluate --mixed-low-cut``).
     """
-    if rate >= TARGET_RATE:
-        return speech
-    return resample(soxr.resample(speech, TARGET_RATE, rate, quality="HQ"), rate)
+    if rate < TARGET_RATE:
+        speech = resample(soxr.resample(speech, TARGET_RATE, rate, quality="HQ"), rate)
+    if low_hz > 0:
+        from scipy import signal
+
+        sos = signal.butter(LOW_CUT_ORDER, low_hz, btype="highpass", fs=TARGET_RATE,
+                            output="sos")
+        speech = signal.sosfiltfilt(sos, speech.astype(np.float64)).astype(np.float32)
+    return speech
 
 
 def trim_to_speech(samples: np.ndarray) -> np.ndarray:

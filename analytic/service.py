@@ -64,11 +64,13 @@ class VerificationService:
                     else self.settings.narrowband_threshold)
         return override if override is not None else self.policy.threshold(bandwidth)
 
-    def voiceprint(self, clip: Clip, bandwidth: int = TARGET_RATE) -> np.ndarray:
+    def voiceprint(self, clip: Clip, bandwidth: int = TARGET_RATE,
+                   low_cut_hz: float = 0.0) -> np.ndarray:
         """The encoder's embedding of a clip as it was chosen to hear it (trimmed speech, or
-        the whole recording for CAM++), band-limited to ``bandwidth``."""
+        the whole recording for CAM++), band-limited to ``bandwidth`` (and cut below
+        ``low_cut_hz``, which only ``evaluate --mixed-low-cut`` asks for: docs/robustness.md)."""
         samples = clip.speech if self.encoder.trimmed_input or clip.audio is None else clip.audio
-        return self.encoder.embed(band_limit(samples, bandwidth))
+        return self.encoder.embed(band_limit(samples, bandwidth, low_cut_hz))
 
     def verify(
         self,

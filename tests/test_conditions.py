@@ -10,7 +10,9 @@ from scipy import signal
 from analytic.audio import AudioLimits, decode
 from analytic.errors import AnalyticError, TooShort
 from analytic.lab import conditions as c
+from analytic.lab.condition_names import DEFAULT_CONDITIONS, parse_condition
 from analytic.lab.robustness import (
+    Sound,
     Trial,
     equal_error_rate,
     format_table,
@@ -230,7 +232,7 @@ class SpectrumScorer:
         from analytic.classifiers.features import compute_frames
 
         buffer = io.BytesIO()
-        sf.write(buffer, x, c.RATE, format="WAV", subtype="FLOAT")
+        sf.write(buffer, x.samples, c.RATE, format="WAV", subtype="FLOAT")
         speech = decode(buffer.getvalue(), "x.wav", AudioLimits(min_speech_s=1.0)).speech
         v = np.log(compute_frames(speech).mel + 1e-10).mean(axis=0)
         return v - v.mean()
@@ -252,16 +254,16 @@ def test_refused_clips_count_as_rejections_and_are_reported_apart():
     clean = c.Condition("clean", lambda x, rng: x)
     short = c.Condition("0.5 s from onset", lambda x, rng: c.cut_from_onset(x, 0.5))
     scorer = SpectrumScorer()
-    results = run_conditions([clean, short], trials, lambda k: c.read_audio(k), scorer,
-                             threshold=0.0, progress=False)
+    results = run_conditions([clean, short], trials, lambda k: Sound(c.read_audio(k)), scorer,
+                             threshold=0.0)
     ok, cut = results
     n_target = sum(t.target for t in trials)
     assert ok.refused_target == ok.refused_nontarget == 0
     assert ok.eer < 0.5
     assert cut.refused_target == n_target and cut.refused_nontarget == len(trials) - n_target
     assert cut.false_rejects == 1.0 and cut.false_accepts == 0.0
-    table = format_table(results, 0.0)
-    assert f"| 0.5 s from onset | 100.0% | 100.0% | 0.0% | {n_target}/{n_target} |" in table
+    table = format_table(results)
+    assert f"| 0.5 s from onset | 100.0% | 100.0% | 0.0% | 0 | {n_target}/{n_target} |" in table
 
 
 def test_a_scorer_that_raises_never_ends_the_table():
@@ -272,14 +274,52 @@ def test_a_scorer_that_raises_never_ends_the_table():
 
     def strict(enrol, test):
         for x in (*enrol, *test):
-            if len(x) < 2 * c.RATE:
+            if len(x.samples) < 2 * c.RATE:
                 raise TooShort("too short")
         return scorer(enrol, test)
 
     half = c.Condition("first 1.5 s of odd files", lambda x, rng: x[: int(1.5 * c.RATE)]
                        if rng.integers(2) else x)
-    result = run_condition(half, trials, lambda k: c.read_audio(k), strict, threshold=0.5,
-                           seed=4)
+    result = run_condition(half, trials, lambda k: Sound(c.read_audio(k)), strict,
+                           threshold=0.5, seed=4)
     refused = result.refused_target + result.refused_nontarget
     assert 0 < refused < len(trials)
     assert not np.isnan(result.eer)
+
+
+def test_a_threshold_per_bandwidth_follows_the_rate_a_condition_sends_at():
+    """A telephone test (sent at 8 kHz) is judged at the narrowband threshold, a clean one at
+    the wideband threshold, as the service judges them."""
+    trials = fixture_trials()
+    scorer = SpectrumScorer()
+    thresholds = {16_000: 0.9, 8_000: -1.0}
+    phone = c.Condition("phone", lambda x, rng: x, rate=c.TELEPHONE_RATE)
+    clean = c.Condition("clean", lambda x, rng: x)
+    wide, narrow = run_conditions([clean, phone], trials, lambda k: Sound(c.read_audio(k)),
+                                  scorer, thresholds.__getitem__)
+    assert (wide.threshold, narrow.threshold) == ("0.9", "-1")
+    assert narrow.false_rejects == 0.0 and narrow.false_accepts == 1.0
+    assert wide.false_accepts < 1.0
+
+
+def test_condition_names_are_checked_before_any_audio_is_read():
+    assert parse_condition("babble10") == ("babble", 10.0)
+    assert parse_condition("room0.5") == ("room", 0.5)
+    assert parse_condition("8khz") == ("8khz", None)
+    for wrong in ("babble", "rir3", "kitchen10", "speech", ""):
+        with pytest.raises(ValueError):
+            parse_condition(wrong)
+    for name in DEFAULT_CONDITIONS.split(","):
+        parse_condition(name)
+    with pytest.raises(ValueError, match="unknown condition"):
+        c.named_conditions("clean,cellar5", NOISE, "test", lambda: [])
+    with pytest.raises(ValueError, match="babble needs"):
+        c.named_conditions("babble10", NOISE, "test", lambda: [])
+
+
+def test_named_telephone_is_sent_at_8_khz_and_cuts_are_real(speech):
+    phone, onset = c.named_conditions("telephone,onset0.5", NOISE, "test", lambda: [])
+    assert phone.rate == c.TELEPHONE_RATE and onset.rate == c.RATE
+    rng = np.random.default_rng(0)
+    assert band_share(phone.apply(speech, rng), 0, 200) < 0.01
+    assert len(onset.apply(speech, rng)) == c.RATE // 2

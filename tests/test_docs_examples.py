@@ -239,6 +239,29 @@ EXAMPLES_CLI = [
     Example("python -m analytic serve [--host HOST]", "elsewhere",
             why="a synopsis ([...] are options): tests/test_cli.py runs verify and evaluate, "
                 "tests/test_startup.py serve"),
+    Example("$ VOICEGATE_PORT=abc voicegate serve", "elsewhere",
+            why="tests/test_cli.py::test_a_bad_setting_is_one_line_naming_the_variable runs "
+                "this setting and checks the line"),
+]
+
+EXAMPLES_ROBUSTNESS = [
+    Example("--half test --conditions", "elsewhere",
+            why="the whole table embeds the test half under 12 conditions (long); "
+                "tests/test_evaluate.py runs --conditions through the command on fixtures"),
+    Example("--conditions telephone,8khz [--mixed-low-cut 300]", "elsewhere",
+            why="a synopsis ([...] is an option) of the experiment the table reports"),
+]
+
+EXAMPLES_LIVENESS = [
+    Example("python bench/liveness.py --fsdd", "elsewhere",
+            why="the liveness figures (about 10 minutes); tests/test_bench_liveness.py runs "
+                "the bench on fixtures"),
+]
+
+EXAMPLES_PERFORMANCE = [
+    Example("python bench/perf.py", "elsewhere",
+            why="a benchmark: its figures are ratios measured on the machine that runs it, "
+                "not a test's assertion"),
 ]
 
 # Every manual in docs/ and the checks of its examples, in document order.
@@ -250,8 +273,10 @@ MANUALS = {
     "deployment.md": [],
     "household.md": EXAMPLES_HOUSEHOLD,
     "http.md": EXAMPLES_HTTP,
-    "liveness.md": [],
+    "liveness.md": EXAMPLES_LIVENESS,
     "models.md": EXAMPLES_MODELS,
+    "performance.md": EXAMPLES_PERFORMANCE,
+    "robustness.md": EXAMPLES_ROBUSTNESS,
     "security.md": EXAMPLES_SECURITY,
 }
 

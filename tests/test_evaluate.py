@@ -94,3 +94,37 @@ def test_refused_files_are_rejections_not_a_traceback(tmp_path: Path, service):
     assert report.false_reject == pytest.approx(1 / 7)
     assert report.scored_eer == 0.0 and report.scored_trials == 28
     assert "1 refused by the intake" in "\n".join(report.lines("campplus"))
+
+
+def test_conditions_table_counts_refusals_apart_and_never_ends_in_a_traceback(tmp_path: Path):
+    """``--conditions`` on real speech: clean pairs separate, 0.3 s from voice onset
+    is refused by the intake for every pair (counted as rejections, apart), and the telephone
+    test is sent at 8 kHz so it is judged at the narrowband threshold."""
+    trials = write_fixture_trials(tmp_path / "trials.csv")
+    done = subprocess.run(
+        [sys.executable, "-m", "analytic", "evaluate", "--trials", str(trials),
+         "--root", str(DATA), "--conditions", "clean,onset0.3,telephone", "--no-progress"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    cells = [[cell.strip() for cell in line.strip("|").split("|")]
+             for line in done.stdout.splitlines() if line.startswith("| ")]
+    rows = {row[0]: row for row in cells}
+    assert rows["clean"][1:4] == ["0.0%", "0.0%", "0.0%"]
+    assert rows["onset0.3"][1:3] == ["100.0%", "100.0%"]
+    assert rows["onset0.3"][5:] == ["6/6", "22/22"]
+    assert rows["telephone"][5:] == ["0/6", "0/22"]
+    assert rows["telephone"][4] != rows["clean"][4]  # narrowband threshold, not wideband
+    assert "test side degraded, seed 0" in done.stdout
+
+
+def test_an_unknown_condition_is_refused_before_the_work(tmp_path: Path):
+    trials = write_fixture_trials(tmp_path / "trials.csv")
+    done = subprocess.run(
+        [sys.executable, "-m", "analytic", "evaluate", "--trials", str(trials),
+         "--root", str(DATA), "--conditions", "clean,kitchen10"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2
+    assert "unknown condition 'kitchen10'" in done.stderr and "Traceback" not in done.stderr

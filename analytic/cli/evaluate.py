@@ -1,4 +1,5 @@
-"""``evaluate``: pair trials, multi-sample enrolment with AS-norm, or the open-set household.
+"""``evaluate``: pair trials, multi-sample enrolment with AS-norm, the open-set household, or
+pair trials under degradations (``--conditions``, docs/robustness.md).
 
 The work is in ``analytic/lab/``; this module only reads the options and prints the report.
 """
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analytic.lab.condition_names import CONDITION_HELP, DEFAULT_CONDITIONS
 from analytic.lab.progress import Progress, progress_bars, wants_progress
 
 if TYPE_CHECKING:
@@ -53,6 +55,20 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--top-k", type=int, help="AS-norm: cohort members kept per side")
     evaluate.add_argument("--plots", type=Path, metavar="DIR",
                           help="also write a DET curve and a score histogram (PNG) into DIR")
+    # --- robustness (analytic/lab/conditions.py, docs/robustness.md) ---
+    evaluate.add_argument("--conditions", metavar="NAME,...", nargs="?",
+                          const=DEFAULT_CONDITIONS,
+                          help="a table of EER and FR / FA at the shipped thresholds per "
+                          "degradation of the test side, e.g. clean,babble10,room0.5,telephone "
+                          f"(alone: {DEFAULT_CONDITIONS}); names: {', '.join(CONDITION_HELP)}; "
+                          "noise and babble from --data, in the --half part")
+    evaluate.add_argument("--degrade-enrol", action="store_true",
+                          help="--conditions: degrade the enrolment side too")
+    evaluate.add_argument("--mixed-low-cut", type=float, default=0.0, metavar="HZ",
+                          help="--conditions, an experiment: also cut both sides of a "
+                          "wideband/narrowband pair below HZ (the service does not)")
+    evaluate.add_argument("--seed", type=int, default=0,
+                          help="--conditions: seed of every random choice (noise, babble)")
     evaluate.add_argument("--no-progress", action="store_true",
                           help="no progress bar (there is none anyway when stderr is no TTY)")
 
@@ -65,6 +81,8 @@ def evaluate_command(service: VerificationService, args: argparse.Namespace) -> 
         print("voicegate: evaluate needs --trials and --root, or --household CORPUS",
               file=sys.stderr)
         return 2
+    if args.conditions:
+        return evaluate_conditions(service, args)
     if args.norm != "none" or args.enroll_samples != 1 or args.top_k:
         return evaluate_household(service, args)
     return evaluate_pairs(service, args)
@@ -79,6 +97,42 @@ def evaluate_pairs(service: VerificationService, args: argparse.Namespace) -> in
                             args.sample_rate, args.test_sample_rate, evaluation_progress(args))
     print("\n".join([*report.lines(service.encoder.name),
                      *write_plots(report, args.trials, args)]))
+    return 0
+
+
+def evaluate_conditions(service: VerificationService, args: argparse.Namespace) -> int:
+    """``evaluate --trials CSV --root DIR --conditions LIST``: the robustness table."""
+    from analytic.lab.conditions import named_conditions
+    from analytic.lab.evaluate import read_trials
+    from analytic.lab.robustness import (
+        ServiceScorer,
+        Trial,
+        babble_clips,
+        format_table,
+        load_sound,
+        run_conditions,
+    )
+
+    try:
+        conditions = named_conditions(args.conditions, args.data / "noise", args.half,
+                                      lambda: babble_clips(args.data, args.half))
+    except (ValueError, OSError) as exc:
+        print(f"voicegate: {exc}", file=sys.stderr)
+        return 2
+    trials = [Trial(t.enroll, t.test, t.target) for t in read_trials(args.trials)]
+    progress = evaluation_progress(args)
+    threshold = args.threshold if args.threshold is not None else service.threshold_for
+    scorer = ServiceScorer(service, progress, args.mixed_low_cut)
+    results = run_conditions(conditions, trials, lambda key: load_sound(args.root / key),
+                             scorer, threshold, args.seed, args.degrade_enrol, progress)
+    targets = sum(t.target for t in trials)
+    print(f"encoder: {service.encoder.name}, scores: {service.policy.score_norm}; "
+          f"{args.trials.name}: {targets} target / {len(trials) - targets} non-target pairs; "
+          f"{'both sides' if args.degrade_enrol else 'test side'} degraded, seed {args.seed}, "
+          f"noise part {args.half}"
+          f"{f', mixed pairs cut below {args.mixed_low_cut:g} Hz' if args.mixed_low_cut else ''}"
+          "; refused pairs count as rejections")
+    print(format_table(results))
     return 0
 
 

@@ -1,10 +1,11 @@
 """Reproducible degradations of 16 kHz speech: noise, babble, reverberation, telephone, cuts.
 
-Why a module of its own: robustness figures (``analytic.lab.robustness``, ``bench/robustness.py``)
-and training augmentation (the gender head's 8 kHz copies, ``analytic.lab.train``) must degrade
-audio the same way, and every degradation must be repeatable: each random choice comes from
-a ``numpy.random.Generator`` the caller seeds. Only numpy, scipy and soxr are imported here;
-``pyroomacoustics`` is imported inside ``simulated_rir`` alone, so the service never loads it.
+Why a module of its own: robustness figures (``analytic.lab.robustness``, ``evaluate
+--conditions``) and training augmentation (the gender head's 8 kHz copies,
+``analytic.lab.train``) must degrade audio the same way, and every degradation must be
+repeatable: each random choice comes from a ``numpy.random.Generator`` the caller seeds. Only
+numpy, scipy and soxr are imported here; ``pyroomacoustics`` is imported inside
+``simulated_rir`` alone, so the service never loads it.
 
 Every function takes and returns float32 mono samples at ``RATE`` (16 kHz), the rate the
 encoders read, so a degraded clip goes through the same decoding path as a real one.
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy import signal
+
+from analytic.lab.condition_names import parse_condition
 
 RATE = 16_000
 TELEPHONE_RATE = 8_000
@@ -266,10 +269,13 @@ Degrade = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 @dataclass(frozen=True)
 class Condition:
-    """A named, seeded degradation: ``apply(samples, rng)``."""
+    """A named, seeded degradation: ``apply(samples, rng)``. ``rate`` is the sample rate the
+    degraded recording is sent at (8000 for a telephone call): the service then hears it as a
+    narrowband file, as it would hear a real call."""
 
     name: str
     apply: Degrade
+    rate: int = RATE
 
 
 def rng_for(seed: int, condition: str, key: str) -> np.random.Generator:
@@ -280,30 +286,47 @@ def rng_for(seed: int, condition: str, key: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def standard_conditions(noise_dir: Path, part: str, babble_clips: Sequence[np.ndarray],
-                        snr_db: float = 10.0) -> list[Condition]:
-    """The issue-12 table: clean, household noise, babble, white noise, a measured and a
-    simulated room, the telephone band, 1.5 s and 1.0 s of speech, 1.0 s from voice onset."""
-    boiler = load_noise(noise_dir / "boiler.flac", part)
-    washer = load_noise(noise_dir / "washing_machine.flac", part)
-    clap = load_rir(noise_dir / "rir_clap.flac")
-    room = simulated_rir(0.5)
-    snr = f"{snr_db:g} dB"
-    conditions = [
-        Condition("clean", lambda x, rng: _f32(x)),
-        Condition(f"boiler {snr}", lambda x, rng: add_noise(x, boiler, snr_db, rng)),
-        Condition(f"washing machine {snr}", lambda x, rng: add_noise(x, washer, snr_db, rng)),
-        Condition(f"white noise {snr}",
-                  lambda x, rng: add_noise(x, white_noise(len(x), rng), snr_db, rng)),
-        Condition("reverb, measured room (rir_clap)", lambda x, rng: reverberate(x, clap)),
-        Condition("reverb, simulated RT60 0.5 s", lambda x, rng: reverberate(x, room)),
-        Condition("telephone 300-3400 Hz, mu-law", lambda x, rng: telephone(x)),
-        Condition("1.5 s of speech", lambda x, rng: cut_speech(x, 1.5)),
-        Condition("1.0 s of speech", lambda x, rng: cut_speech(x, 1.0)),
-        Condition("1.0 s from voice onset", lambda x, rng: cut_from_onset(x, 1.0)),
-    ]
-    if len(babble_clips) >= 4:
-        conditions.insert(3, Condition(
-            f"babble (4 talkers) {snr}",
-            lambda x, rng: add_noise(x, babble(babble_clips, len(x), rng), snr_db, rng)))
-    return conditions
+def named_condition(name: str, noise_dir: Path, part: str,
+                    babble_clips: Callable[[], Sequence[np.ndarray]]) -> Condition:
+    """The condition ``name`` (see ``CONDITION_HELP``). Noise and rooms are read only when
+    asked for; ``babble_clips`` is called only for a babble condition."""
+    word, number = parse_condition(name)
+    value = 0.0 if number is None else number
+    if word == "clean":
+        return Condition(name, lambda x, rng: _f32(x))
+    if word in ("boiler", "washer"):
+        file = "boiler.flac" if word == "boiler" else "washing_machine.flac"
+        noise = load_noise(noise_dir / file, part)
+        return Condition(name, lambda x, rng: add_noise(x, noise, value, rng))
+    if word == "white":
+        return Condition(name, lambda x, rng: add_noise(x, white_noise(len(x), rng), value, rng))
+    if word == "babble":
+        clips = list(babble_clips())
+        if len(clips) < 4:
+            raise ValueError(f"babble needs at least 4 clips of other speakers, got {len(clips)}")
+        return Condition(name, lambda x, rng: add_noise(x, babble(clips, len(x), rng), value,
+                                                        rng))
+    if word == "rir":
+        clap = load_rir(noise_dir / "rir_clap.flac")
+        return Condition(name, lambda x, rng: reverberate(x, clap))
+    if word == "room":
+        room = simulated_rir(value)
+        return Condition(name, lambda x, rng: reverberate(x, room))
+    if word == "telephone":
+        return Condition(name, lambda x, rng: telephone(x), TELEPHONE_RATE)
+    if word == "8khz":
+        return Condition(name, lambda x, rng: narrowband(x), TELEPHONE_RATE)
+    if word == "speech":
+        return Condition(name, lambda x, rng: cut_speech(x, value))
+    return Condition(name, lambda x, rng: cut_from_onset(x, value))  # onset
+
+
+def named_conditions(names: str, noise_dir: Path, part: str,
+                     babble_clips: Callable[[], Sequence[np.ndarray]]) -> list[Condition]:
+    """A comma-separated list of names; every name is checked before any audio is read."""
+    listed = [n.strip() for n in names.split(",") if n.strip()]
+    if not listed:
+        raise ValueError("no condition named")
+    for name in listed:
+        parse_condition(name)
+    return [named_condition(n, noise_dir, part, babble_clips) for n in listed]

@@ -23,7 +23,7 @@ import numpy as np
 from analytic.errors import AnalyticError
 from analytic.lab.progress import Progress, no_progress
 
-SPLITS_DIR = Path(__file__).resolve().parent.parent / "bench" / "splits"
+SPLITS_DIR = Path(__file__).resolve().parents[2] / "bench" / "splits"
 
 
 @dataclass(frozen=True)
