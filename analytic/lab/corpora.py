@@ -102,13 +102,12 @@ def embed_corpus(service: object, data: Path, files: list[CorpusFile],
 def intake_version(encoder: object) -> str:
     """A digest of the code an embedding depends on (the intake and the encoder's module), so
     a cache made before either changed is not reused."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # analytic/, where the intake lives
     sources = [package / "audio.py", package / "speechness.py",
                Path(sys.modules[type(encoder).__module__].__file__ or "")]
     digest = hashlib.sha1()
-    for source in sources:
-        if source.is_file():
-            digest.update(source.read_bytes())
+    for source in sources:  # a missing source fails loudly: skipping it would keep stale caches
+        digest.update(source.read_bytes())
     return digest.hexdigest()[:10]
 
 
