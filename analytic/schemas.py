@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal, TypeVar
 
@@ -16,7 +16,7 @@ from pydantic import (
     field_validator,
 )
 
-from analytic.errors import BadRequest
+from analytic.errors import AnalyticError, BadOutputPeriod, BadRequest
 from analytic.ids import check_id, normalise_id
 from analytic.thresholds import ThresholdSource
 
@@ -26,19 +26,43 @@ DIFFERENT = "Different Speaker"
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def validated(model: type[Model], fields: Mapping[str, Any]) -> Model:
-    """Fields from a form, a query string or bus JSON, validated by ``model``.
+# Fields whose refusal has a code of its own, on every door (as in the Deeptone API).
+FIELD_CODES: dict[str, type[AnalyticError]] = {"output_period": BadOutputPeriod}
+UNION_TAG_ERRORS = ("union_tag_invalid", "union_tag_not_found")
 
-    The first problem becomes a 400 ``bad_field`` naming the field, never echoing its value;
-    both doors word refusals the same way through this.
+
+def refusal(exc: ValidationError, own_codes: Collection[str] = (),
+            union_members: Collection[str] = ()) -> AnalyticError:
+    """The one rule, for every door, that turns a validation error into a client error.
+
+    The first problem is named by its field and never echoes the value sent. Its code is
+    ``bad_field``, or a field's own (``FIELD_CODES``), or the error's own type when the caller
+    raises such errors (``own_codes``, e.g. the bus's ``bad_base64``, preferred over the rest).
+    ``union_members`` are the tags of a tagged union, left out of the field's name.
     """
+    errors = exc.errors(include_input=False, include_url=False)
+    first = next((e for e in errors if e["type"] in own_codes), errors[0])
+    loc = [str(part) for part in first["loc"]]
+    if loc[:1] and loc[0] in union_members:
+        loc = loc[1:]
+    if first["type"] in UNION_TAG_ERRORS:
+        loc = [str(first.get("ctx", {}).get("discriminator", "request")).strip("'")]
+    where = ".".join(loc) or "request"
+    message = f"{where}: {first['msg'].removeprefix('Value error, ')}"
+    if first["type"] in own_codes:
+        return BadRequest(message, code=first["type"], field=where)
+    if loc[:1] and loc[0] in FIELD_CODES:
+        return FIELD_CODES[loc[0]](message, field=where)
+    return BadRequest(message, code="bad_field", field=where)
+
+
+def validated(model: type[Model], fields: Mapping[str, Any]) -> Model:
+    """Fields from a form, a query string or bus JSON, validated by ``model`` (``refusal``
+    words what is wrong)."""
     try:
         return model.model_validate(dict(fields))
     except ValidationError as exc:
-        first = exc.errors(include_input=False, include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "request"
-        message = first["msg"].removeprefix("Value error, ")
-        raise BadRequest(f"{where}: {message}", code="bad_field", field=where) from None
+        raise refusal(exc) from None
 
 
 class VerificationOptions(BaseModel):

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from analytic.schemas import refusal
 from bus_adapter.envelope import Inbound, ReplyRoute
 from bus_adapter.messages import ACTIONS, BAD_BASE64, peek_request_id
 from bus_adapter.topics import RESERVED_DEVICES, Incoming, Topics, is_reply_topic
@@ -86,27 +87,8 @@ def parse(header: Header, model: Callable[[Any], Any]) -> Any:
     try:
         return model(header.document)
     except ValidationError as exc:
-        code, message = describe(exc)
-        raise Refusal(code, message, header.request_id, header.reply_to) from None
-
-
-def describe(exc: ValidationError) -> tuple[str, str]:
-    """Error code and message for an invalid request, as HTTP words it (never the input)."""
-    errors = exc.errors(include_input=False, include_url=False)
-    first = next((e for e in errors if e["type"] == BAD_BASE64), errors[0])
-    loc = [str(part) for part in first["loc"]]
-    if loc[:1] and loc[0] in ACTIONS:  # a stream end's union names the action first
-        loc = loc[1:]
-    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        loc = ["action"]
-    where = ".".join(loc) or "request"
-    if first["type"] == BAD_BASE64:
-        code = BAD_BASE64
-    elif loc[:1] == ["output_period"]:  # its own code, as over HTTP (422 bad_output_period)
-        code = "bad_output_period"
-    else:
-        code = "bad_field"
-    return code, f"{where}: {first['msg'].removeprefix('Value error, ')}"
+        error = refusal(exc, own_codes=(BAD_BASE64,), union_members=ACTIONS)
+        raise Refusal(error.code, error.message, header.request_id, header.reply_to) from None
 
 
 def reply_route(message: Inbound, sender: Incoming, topics: Topics,
