@@ -122,10 +122,10 @@ EXAMPLES_HOUSEHOLD = [
             output=(r'"external_id":\s*"alice",.*"samples_added":\s*2,\s*"sample_count":\s*2',
                     r'"external_id":\s*"bob",.*"samples_added":\s*2,\s*"sample_count":\s*2',
                     # the sample answer the document shows
-                    r'"match":\s*"alice",\s*"decision":\s*true,\s*"score":\s*10\.815417,',
-                    r'"candidates":\s*\[\{"external_id":\s*"alice",\s*"score":\s*10\.815417,'
-                    r'\s*"raw_score":\s*0\.856195\},\s*\{"external_id":\s*"bob",'
-                    r'\s*"score":\s*-1\.377888,\s*"raw_score":\s*0\.374529\}\]',
+                    r'"match":\s*"alice",\s*"decision":\s*true,\s*"score":\s*13\.266081,',
+                    r'"candidates":\s*\[\{"external_id":\s*"alice",\s*"score":\s*13\.266081,'
+                    r'\s*"raw_score":\s*0\.829576\},\s*\{"external_id":\s*"bob",'
+                    r'\s*"score":\s*-1\.726194,\s*"raw_score":\s*0\.059556\}\]',
                     r'"enrolled":\s*2', r'"name":\s*"3331-159605-0003\.flac",\s*"duration_s":'
                     r'\s*5\.575,\s*"speech_s":\s*4\.83')),
     Example("367-130732-0001.flac http://127.0.0.1:7070/identify", "shell",
