@@ -9,7 +9,7 @@ docs/configuration.md; keep the two in step.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +24,13 @@ class VoicegateSettings(BaseSettings):
     """What every concern's settings share: field ``name`` is variable ``VOICEGATE_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
+
+    @classmethod
+    def of(cls, settings: object) -> Self:
+        """This concern's part of the process's settings (``serve`` reads every concern at
+        once), or this concern's own read of the environment when the core was configured
+        alone (a library caller, a test building only the core's settings)."""
+        return settings if isinstance(settings, cls) else cls()
 
     # Every concern sizes its workers by it, so it is shared (the same VOICEGATE_CORES).
     cores: int | None = Field(

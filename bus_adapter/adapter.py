@@ -20,7 +20,7 @@ from bus_adapter.envelope import Inbound
 from bus_adapter.kinds import CoreCalls
 from bus_adapter.publishing import Publisher
 from bus_adapter.session import ONLINE, BusSession
-from bus_adapter.settings import BusSettings, bus_settings
+from bus_adapter.settings import BusSettings
 from bus_adapter.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class BusAdapter:
         """Without ``household`` only verification and analysis are served (no enrolment,
         identification or streams)."""
         self.service = service
-        self.settings = settings or bus_settings(service.settings)
+        self.settings = settings or BusSettings.of(service.settings)
         self.topics = Topics.from_settings(self.settings)
         self.household = household
         calls = CoreCalls(service, self.topics, household, self.settings.mqtt_max_payload_bytes)

@@ -94,8 +94,3 @@ class BusSettings(VoicegateSettings):
         if self.mqtt_workers is None:
             self.mqtt_workers = self.cores
         return self
-
-def bus_settings(settings: object) -> BusSettings:
-    """The bus's part of the process's settings (``serve`` reads all concerns at once), or the
-    bus's own read of the environment when the core was configured alone."""
-    return settings if isinstance(settings, BusSettings) else BusSettings()

@@ -33,7 +33,7 @@ from analytic.web.analysis import ANALYSIS_KEY, analysis_api
 from analytic.web.errors import http_headers, http_status
 from analytic.web.household import HOUSEHOLD_KEY, household_api
 from analytic.web.openapi import openapi_api
-from analytic.web.settings import HttpSettings, http_settings
+from analytic.web.settings import HttpSettings
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def create_app(
     ``bus_status`` and ``dht_status`` report the bus adapter's and the DHT forwarder's links
     in ``/health``; None means that link is not configured.
     """
-    settings = settings or http_settings(service.settings)
+    settings = settings or HttpSettings.of(service.settings)
     app = Flask(__name__)
     app.request_class = InMemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes

@@ -71,8 +71,3 @@ class HttpSettings(VoicegateSettings):
         if self.http_threads is None:
             self.http_threads = (self.max_concurrent or 1) + self.max_waiting + 1
         return self
-
-def http_settings(settings: object) -> HttpSettings:
-    """The HTTP door's part of the process's settings (``serve`` reads all concerns at once),
-    or the door's own read of the environment when the core was configured alone."""
-    return settings if isinstance(settings, HttpSettings) else HttpSettings()
