@@ -15,11 +15,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from analytic.errors import AnalyticError, NotFound
+from analytic.errors import Busy, NotFound
 
 
-class TooManyChallenges(AnalyticError):
-    code = "busy"
+class TooManyChallenges(Busy):
     retry_after_s = 1
 
 

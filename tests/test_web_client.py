@@ -89,3 +89,15 @@ def test_retry_and_auth_hints_become_headers():
     assert http_headers(Unauthorized("x", 'Bearer realm="voicegate"')) == {
         "WWW-Authenticate": 'Bearer realm="voicegate"'}
     assert http_headers(NoSpeech("x")) == {}
+
+
+def test_open_challenges_are_bounded_with_a_busy_503(encoder, tmp_path):
+    """Beyond ``challenge_max_open`` a challenge is refused as ``busy`` with Retry-After,
+    like every other full resource (TooManyChallenges is a Busy)."""
+    settings = Settings(data_dir=str(tmp_path), challenge_max_open=1)
+    client = create_app(VerificationService(settings, encoder)).test_client()
+    assert client.post("/challenges").status_code == 201
+    refused = client.post("/challenges")
+    assert refused.status_code == 503
+    assert refused.json["error"]["code"] == "busy"
+    assert refused.headers["Retry-After"] == "1"

@@ -6,7 +6,6 @@ place that knows HTTP statuses, so the bus and the core never carry them.
 
 from __future__ import annotations
 
-from analytic.challenges import TooManyChallenges
 from analytic.errors import (
     AnalyticError,
     BadOutputPeriod,
@@ -53,7 +52,6 @@ STATUS_BY_CLASS: tuple[tuple[type[AnalyticError], int], ...] = (
     (Conflict, 409),
     (Forbidden, 403),
     (Busy, 503),
-    (TooManyChallenges, 503),
     (BadRequest, 400),
 )
 
