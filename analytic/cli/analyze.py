@@ -32,7 +32,7 @@ def add_analyze_parser(commands: Any) -> None:
 def analyze_command(service: Any, args: argparse.Namespace) -> int:
     """Run one analysis; exit 2 with the usual error JSON when the input is refused."""
     from analytic.analysis import parse_analysis_options
-    from analytic.cli.output import emit
+    from analytic.cli.output import emit, emit_error
     from analytic.errors import AnalyticError
 
     try:
@@ -46,7 +46,7 @@ def analyze_command(service: Any, args: argparse.Namespace) -> int:
         })
         result = service.analysis.analyze_file(args.file.read_bytes(), args.file.name, options)
     except AnalyticError as exc:
-        print(emit({"error": {"code": exc.code, "message": exc.message}}, args.pretty))
+        print(emit_error(exc.code, exc.message, args.pretty))
         return 2
     print(emit(result.payload(), args.pretty))
     return 0

@@ -10,11 +10,10 @@ input, unreadable store); ``enrol`` exits 0 or 2.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from pydantic import BaseModel
 
-from analytic.cli.output import emit
+from analytic.cli.output import emit, emit_error
 from analytic.errors import AnalyticError
 from analytic.schemas import EnrolOptions, HouseholdOptions, VerificationOptions
 from analytic.service import VerificationService
@@ -47,7 +46,7 @@ def household_command(service: VerificationService, args: argparse.Namespace) ->
     try:
         household = build_household(service)
     except (StoreError, VoiceprintKeyError) as exc:
-        print(emit({"error": {"code": "store_unavailable", "message": str(exc)}}, args.pretty))
+        print(emit_error("store_unavailable", str(exc), args.pretty))
         return ERROR
     try:
         result: BaseModel
@@ -68,17 +67,6 @@ def household_command(service: VerificationService, args: argparse.Namespace) ->
     return status
 
 
-def missing_inputs(args: argparse.Namespace) -> list[Path]:
-    """Input files named on the command line that cannot be read; checked before the model
-    loads, so a typo costs a line, not seconds of loading and a traceback."""
-    named: list[Path] = []
-    for name in ("file1", "file2", "file"):
-        if isinstance(path := getattr(args, name, None), Path):
-            named.append(path)
-    named += getattr(args, "files", None) or []
-    return [path for path in named if not path.is_file()]
-
-
 def _refused(exc: AnalyticError, pretty: bool) -> int:
-    print(emit({"error": {"code": exc.code, "message": exc.message}}, pretty))
+    print(emit_error(exc.code, exc.message, pretty))
     return ERROR

@@ -75,12 +75,8 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
 
 def evaluate_command(service: VerificationService, args: argparse.Namespace) -> int:
     """Which of the three evaluations the options ask for."""
-    if args.household:
+    if args.household:  # else --trials and --root are there (checked before the model loaded)
         return evaluate_openset(service, args)
-    if args.trials is None or args.root is None:
-        print("voicegate: evaluate needs --trials and --root, or --household CORPUS",
-              file=sys.stderr)
-        return 2
     if args.conditions:
         return evaluate_conditions(service, args)
     if args.norm != "none" or args.enroll_samples != 1 or args.top_k:

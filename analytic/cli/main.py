@@ -39,7 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("file2", type=Path)
     verify.add_argument("--threshold", type=float)
     verify.add_argument("--pretty", action="store_true", help="a readable table, not JSON")
-    verify.set_defaults(run="verify")
 
     add_evaluate_parser(commands)
 
@@ -49,14 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     enrol.add_argument("files", type=Path, nargs="+")
     enrol.add_argument("--replace", action="store_true", help="start over instead of adding")
     enrol.add_argument("--pretty", action="store_true", help="a readable table, not JSON")
-    enrol.set_defaults(run="household", command="enrol")
+    enrol.set_defaults(command="enrol")  # the alias ``enroll`` runs the same command
     identify = commands.add_parser(
         "identify", help="who in the household is speaking, if anyone; exit 0 a member, "
         "1 unknown, 2 error")
     identify.add_argument("file", type=Path)
     identify.add_argument("--threshold", type=float)
     identify.add_argument("--pretty", action="store_true", help="a readable table, not JSON")
-    identify.set_defaults(run="household")
     add_analyze_parser(commands)
     return parser
 
@@ -86,15 +84,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _input_refusal(args: argparse.Namespace) -> str | None:
-    """What is wrong with the command's inputs, found before the model loads."""
-    from analytic.cli.commands import missing_inputs
-
-    if missing := missing_inputs(args):
+    """What is wrong with the command's inputs, found before the model loads, so a typo costs
+    a line, not seconds of loading and a traceback."""
+    if missing := [path for path in _named_files(args) if not path.is_file()]:
         return f"no such file: {', '.join(str(path) for path in missing)}"
-    if args.command == "evaluate" and not args.household and (args.trials is None
-                                                                or args.root is None):
+    if args.command != "evaluate":
+        return None
+    if not args.household and (args.trials is None or args.root is None):
         return "evaluate needs --trials and --root, or --household CORPUS"
+    if args.conditions:
+        from analytic.lab.condition_names import parse_condition
+
+        try:
+            for name in args.conditions.split(","):
+                parse_condition(name)
+        except ValueError as exc:
+            return str(exc)
     return None
+
+
+def _named_files(args: argparse.Namespace) -> list[Path]:
+    """The input files a command names (``verify``'s two, ``identify``'s one, ``enrol``'s)."""
+    named = [path for name in ("file1", "file2", "file")
+             if isinstance(path := getattr(args, name, None), Path)]
+    return named + (getattr(args, "files", None) or [])
 
 
 def _command(args: argparse.Namespace) -> Callable[[Any, argparse.Namespace], int]:

@@ -22,6 +22,11 @@ def emit(body: BaseModel | dict[str, Any], pretty: bool) -> str:
     return render_pretty(data)
 
 
+def emit_error(code: str, message: str, pretty: bool) -> str:
+    """The text to print for a refusal: HTTP's error body, ``{"error": {code, message}}``."""
+    return emit({"error": {"code": code, "message": message}}, pretty)
+
+
 def render_pretty(data: dict[str, Any]) -> str:
     """Scalars (nested objects flattened to ``a.b``) as aligned ``key  value`` lines, then each
     list of objects (``files``, ``candidates``, ``time_series``, ...) as a table of its own."""
